@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The CLI runs the TypeScript sources directly (through tsx), so the browser and the command line
+// always execute the same core code, with no separate build to fall out of date.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,212 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadModel, ModelInputError, runQuantization } from '../core/pipeline';
+import { OnnxDecodeError } from '../core/onnx/codec';
+import { DatasetError, labelImages } from '../core/data/image-set';
+import { FASHION_MNIST, PreprocessError, proposePreprocess, type PreprocessSpec } from '../core/data/preprocess';
+import { ImageBatches } from '../core/data/batches';
+import { ModelSession } from '../core/eval/runtime';
+import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
+import { parsePlan, PlanError, DEFAULT_PLAN } from '../core/plan';
+import { CancelledError } from '../core/events';
+import { UnsupportedTensorError } from '../core/onnx/tensor-data';
+import { ImageDecodeError } from '../core/data/png';
+import { readImageFolder } from './files';
+import { finishReporter, terminalReporter } from './progress';
+import type { ModelSummary } from '../core/graph/summary';
+
+/** Bad input: exit code 2 with a one-line reason. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const USAGE = `usage:
+  lowbit inspect MODEL [--json]
+  lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
+  lowbit quantize MODEL --calib DIR [--val DIR] --method rtn [--wbits N] [--abits N|none]
+                  [--no-head-stem-8bit] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
+preprocessing: --preprocess fmnist | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
+
+const PREPROCESS_OPTIONS = {
+  preprocess: { type: 'string' },
+  size: { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  channels: { type: 'string' },
+  labels: { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+function numbers(flag: string, value: string): number[] {
+  const out = value.split(',').map(Number);
+  if (out.some((v) => !Number.isFinite(v))) throw new UsageError(`--${flag} takes comma-separated numbers, got "${value}"`);
+  return out;
+}
+
+function preprocessFrom(values: Record<string, string | boolean | undefined>, summary: ModelSummary): PreprocessSpec {
+  if (values.preprocess !== undefined) {
+    if (values.preprocess === 'fmnist') return FASHION_MNIST;
+    throw new UsageError(`unknown --preprocess "${values.preprocess}"; known presets: fmnist (or give --size, --mean, --std, --channels)`);
+  }
+  const base = proposePreprocess(summary.inputs[0]?.shape ?? []);
+  const size = values.size ? numbers('size', values.size as string) : [...base.size];
+  if (size.length !== 2) throw new UsageError('--size takes H,W');
+  const channels = values.channels ? Number(values.channels) : base.channels;
+  if (channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
+  return {
+    size: [size[0]!, size[1]!],
+    channels,
+    mean: values.mean ? numbers('mean', values.mean as string) : base.mean,
+    std: values.std ? numbers('std', values.std as string) : base.std,
+  };
+}
+
+async function readLabels(path: string | undefined): Promise<string[] | undefined> {
+  if (!path) return undefined;
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new UsageError(`${path}: cannot read the labels file`);
+  });
+  return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+}
+
+async function readModel(path: string | undefined): Promise<{ bytes: Uint8Array; name: string }> {
+  if (!path) throw new UsageError('give the model: lowbit <command> MODEL.onnx');
+  const bytes = await readFile(path).catch(() => {
+    throw new UsageError(`${path}: cannot read the model file`);
+  });
+  return { bytes: new Uint8Array(bytes), name: basename(path) };
+}
+
+const pct = (x: number | undefined | null): string => (x == null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
+
+async function inspect(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean' } }, allowPositionals: true });
+  const { bytes } = await readModel(positionals[0]);
+  const { summary } = await loadModel(bytes);
+  if (values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return;
+  }
+  const shape = (s: readonly (number | string)[]): string => `[${s.join(', ')}]`;
+  console.log(`IR ${summary.irVersion}, opset ${summary.opset}${summary.producer ? `, from ${summary.producer}` : ''}`);
+  for (const i of summary.inputs) console.log(`input  ${i.name}: ${i.type} ${shape(i.shape)}`);
+  for (const o of summary.outputs) console.log(`output ${o.name}: ${o.type} ${shape(o.shape)}`);
+  console.log(`ops: ${Object.entries(summary.ops).map(([k, v]) => `${k}×${v}`).join(', ')}`);
+  console.log(`parameters: ${summary.params.toLocaleString('en-US')}${summary.macs !== null ? `, MACs per image: ${summary.macs.toLocaleString('en-US')}` : ''}`);
+  console.log(`quantizable layers (${summary.layers.length}):`);
+  for (const l of summary.layers) {
+    const role = l.isFirst ? ' (first)' : l.isLast ? ' (last)' : '';
+    console.log(`  ${l.name.padEnd(28)} ${l.kind.padEnd(6)} ${shape(l.weightShape).padEnd(18)} params ${String(l.params).padStart(8)}${l.macs !== null ? `  MACs ${String(l.macs).padStart(10)}` : ''}${role}`);
+  }
+}
+
+async function evalCommand(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args, options: { val: { type: 'string' }, ...PREPROCESS_OPTIONS }, allowPositionals: true });
+  const { bytes } = await readModel(positionals[0]);
+  if (!values.val) throw new UsageError('eval needs --val DIR (class sub-folders of images)');
+  const { summary } = await loadModel(bytes);
+  const spec = preprocessFrom(values, summary);
+  const files = await readImageFolder(values.val);
+  const set = labelImages(files.map((f) => f.path), await readLabels(values.labels));
+  if (!set.classes) throw new DatasetError(`${values.val}: images need class sub-folders to be evaluated`);
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  const batch = typeof summary.inputs[0]?.shape[0] === 'number' ? (summary.inputs[0].shape[0] as number) : 32;
+  const session = await ModelSession.create(bytes, 'all');
+  const acc = await evaluateAccuracy(session, new ImageBatches(set.images.map((i) => byPath.get(i.path)!), spec, batch), set.images.map((i) => i.label!));
+  await session.release();
+  if (values.json) console.log(JSON.stringify(acc));
+  else console.log(`top-1 ${pct(acc.top1)}  top-5 ${pct(acc.top5)}  (${acc.count} images)`);
+}
+
+async function quantize(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      calib: { type: 'string' },
+      val: { type: 'string' },
+      method: { type: 'string', default: 'rtn' },
+      wbits: { type: 'string', default: String(DEFAULT_PLAN.wbits) },
+      abits: { type: 'string', default: String(DEFAULT_PLAN.abits) },
+      'no-head-stem-8bit': { type: 'boolean' },
+      output: { type: 'string', short: 'o' },
+      report: { type: 'string' },
+      ...PREPROCESS_OPTIONS,
+    },
+    allowPositionals: true,
+  });
+  const model = await readModel(positionals[0]);
+  if (!values.calib) throw new UsageError('quantize needs --calib DIR (a folder of calibration images)');
+  if (!values.output) throw new UsageError('quantize needs -o OUT.onnx');
+  const plan = parsePlan({
+    method: values.method,
+    wbits: Number(values.wbits),
+    abits: values.abits === 'none' ? null : Number(values.abits),
+    headStem8bit: !values['no-head-stem-8bit'],
+  });
+  const { summary } = await loadModel(model.bytes);
+  const preprocess = preprocessFrom(values, summary);
+  const calib = await readImageFolder(values.calib);
+  const val = values.val ? await readImageFolder(values.val) : [];
+  const classNames = await readLabels(values.labels);
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const { report, exported } = await runQuantization(
+      { model: model.bytes, modelName: model.name, calib, val, preprocess, plan, ...(classNames ? { classNames } : {}) },
+      terminalReporter(process.stderr, values.json === true),
+      controller.signal,
+    );
+    finishReporter(process.stderr);
+    await writeFile(values.output, exported);
+    if (values.report) await writeFile(values.report, JSON.stringify(report, null, 2));
+    if (values.json) console.log(JSON.stringify(report));
+    else {
+      console.log(`FP        top-1 ${pct(report.fp?.top1)}`);
+      console.log(`quantized top-1 ${pct(report.quant?.top1)}  (W${plan.wbits}A${plan.abits ?? 32}, ${plan.method})`);
+      console.log(`exported  top-1 ${pct(report.exported?.top1)}  → ${values.output}`);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+const BAD_INPUT = [UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'inspect':
+        await inspect(rest);
+        return 0;
+      case 'eval':
+        await evalCommand(rest);
+        return 0;
+      case 'quantize':
+        await quantize(rest);
+        return 0;
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+    }
+  } catch (e) {
+    const err = e as Error;
+    if (e instanceof CancelledError) {
+      console.error('lowbit: cancelled');
+      return 130;
+    }
+    if (BAD_INPUT.some((c) => e instanceof c) || (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      console.error(`lowbit: ${err.message}`);
+      return 2;
+    }
+    console.error(`lowbit: internal error: ${err.stack ?? err.message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,33 @@
+/** What a run tells its observer (the worker's UI bridge, the CLI's terminal). Plain, serialisable data. */
+
+export type Stage = 'load' | 'fp-eval' | 'calibrate' | 'quantize' | 'export' | 'quant-eval' | 'exported-eval';
+
+export const STAGE_LABELS: Record<Stage, string> = {
+  load: 'Loading model',
+  'fp-eval': 'Evaluating the float model',
+  calibrate: 'Calibrating activation ranges',
+  quantize: 'Quantizing weights',
+  export: 'Writing the QDQ model',
+  'quant-eval': 'Evaluating the fake-quantized model',
+  'exported-eval': 'Evaluating the exported model',
+};
+
+export type PipelineEvent =
+  | { readonly type: 'stage'; readonly stage: Stage }
+  | { readonly type: 'progress'; readonly stage: Stage; readonly done: number; readonly total: number }
+  | { readonly type: 'info'; readonly message: string }
+  | { readonly type: 'warning'; readonly message: string };
+
+export type Emit = (event: PipelineEvent) => void;
+export type Progress = (done: number, total: number) => void;
+
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor() {
+    super('the run was cancelled');
+  }
+}
+
+export function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError();
+}

@@ -1,0 +1,110 @@
+import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/schema';
+import { floatTensor, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
+import { attrFloat, attrInt } from './attributes';
+import { GraphIndex } from './graph-index';
+
+export interface CanonicalizeReport {
+  foldedBatchNorms: number;
+  removedIdentities: number;
+}
+
+/**
+ * Rewrites a model into the form the quantizer works on, as the references do before quantizing
+ * (algorithms.md §1.3): BatchNormalization folded into the Conv/Gemm before it, Identity and
+ * inference-time Dropout removed. Weights touched by folding are materialised inline (no external
+ * data), the rest are shared with the input model.
+ */
+export function canonicalize(model: ModelProto, external?: ExternalFiles): { model: ModelProto; report: CanonicalizeReport } {
+  const graph: GraphProto = { ...model.graph!, node: [...(model.graph!.node ?? [])], initializer: [...(model.graph!.initializer ?? [])] };
+  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0 };
+  report.removedIdentities = removePassThrough(graph);
+  report.foldedBatchNorms = foldBatchNorms(graph, external);
+  return { model: { ...model, graph }, report };
+}
+
+/** Identity and Dropout (inference) forward their input: rewire consumers, drop the node. */
+function removePassThrough(graph: GraphProto): number {
+  const outputs = new Set((graph.output ?? []).map((o) => o.name));
+  const rename = new Map<string, string>();
+  const kept: NodeProto[] = [];
+  let removed = 0;
+  for (const n of graph.node ?? []) {
+    // a Dropout whose mask output is used is not a pass-through
+    const isPass = n.opType === 'Identity' || (n.opType === 'Dropout' && !n.output?.[1]);
+    const out = n.output?.[0];
+    const inp = n.input?.[0];
+    if (isPass && out && inp && !outputs.has(out) && (!n.domain || n.domain === 'ai.onnx')) {
+      rename.set(out, rename.get(inp) ?? inp);
+      removed++;
+      continue;
+    }
+    kept.push(n);
+  }
+  if (removed === 0) return 0;
+  graph.node = kept.map((n) => ({ ...n, input: (n.input ?? []).map((i) => rename.get(i) ?? i) }));
+  return removed;
+}
+
+function foldBatchNorms(graph: GraphProto, external?: ExternalFiles): number {
+  let folded = 0;
+  for (;;) {
+    const index = new GraphIndex(graph);
+    const target = (graph.node ?? []).find((bn) => bn.opType === 'BatchNormalization' && foldable(bn, index));
+    if (!target) return folded;
+    foldOne(graph, index, target, external);
+    folded++;
+  }
+}
+
+function foldable(bn: NodeProto, index: GraphIndex): boolean {
+  if ((bn.output ?? []).filter(Boolean).length !== 1 || attrInt(bn, 'training_mode', 0) !== 0) return false;
+  const x = bn.input?.[0];
+  if (!x) return false;
+  const prev = index.producer.get(x);
+  if (!prev || (prev.opType !== 'Conv' && prev.opType !== 'Gemm') || index.soleUse(x) !== bn) return false;
+  if (!index.initializers.has(prev.input?.[1] ?? '')) return false;
+  if (prev.input?.[2] && !index.initializers.has(prev.input[2])) return false;
+  if (prev.opType === 'Gemm' && attrInt(prev, 'transB', 0) !== 1) return false;
+  return [1, 2, 3, 4].every((i) => index.initializers.has(bn.input?.[i] ?? ''));
+}
+
+function foldOne(graph: GraphProto, index: GraphIndex, bn: NodeProto, external?: ExternalFiles): void {
+  const prev = index.producer.get(bn.input![0]!)!;
+  const read = (name: string): Float32Array => tensorToFloat32(index.initializers.get(name)!, external);
+  const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => read(bn.input![i]!)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+  const eps = attrFloat(bn, 'epsilon', 1e-5);
+  const wT = index.initializers.get(prev.input![1]!)!;
+  const w = read(wT.name!);
+  const cout = gamma.length;
+  const per = w.length / cout;
+  const newW = new Float32Array(w.length);
+  const bias = prev.input?.[2] ? read(prev.input[2]) : new Float32Array(cout);
+  const newB = new Float32Array(cout);
+  for (let c = 0; c < cout; c++) {
+    // computed in float64 to avoid compounding rounding in the folded weights
+    const k = gamma[c]! / Math.sqrt(variance[c]! + eps);
+    for (let j = 0; j < per; j++) newW[c * per + j] = w[c * per + j]! * k;
+    newB[c] = beta[c]! + k * (bias[c]! - mean[c]!);
+  }
+  const wName = unique(index, `${wT.name}_bnfolded`);
+  const bName = unique(index, `${prev.name || wT.name}_bias_bnfolded`);
+  const replaced = new Set<string | undefined>([wT.name, prev.input?.[2]]);
+  const stillUsed = (name: string): boolean => (graph.node ?? []).some((n) => n !== prev && n !== bn && n.input?.includes(name));
+  const initializers: TensorProto[] = (graph.initializer ?? []).filter((t) => !(replaced.has(t.name) && !stillUsed(t.name!)));
+  const bnParams = new Set<string | undefined>(bn.input!.slice(1));
+  graph.initializer = [
+    ...initializers.filter((t) => !(bnParams.has(t.name) && !stillUsed(t.name!))),
+    floatTensor(wName, wT.dims ?? [], newW),
+    floatTensor(bName, [cout], newB),
+  ];
+  const newPrev: NodeProto = { ...prev, input: [prev.input![0]!, wName, bName], output: [bn.output![0]!] };
+  graph.node = (graph.node ?? []).filter((n) => n !== bn).map((n) => (n === prev ? newPrev : n));
+  // drop stale value_info for the removed intermediate tensor
+  graph.valueInfo = graph.valueInfo?.filter((v) => v.name !== prev.output![0]);
+}
+
+function unique(index: GraphIndex, base: string): string {
+  let name = base;
+  for (let i = 1; index.initializers.has(name) || index.producer.has(name); i++) name = `${base}_${i}`;
+  return name;
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalize } from './canonicalize';
+import { activationQuantPoints, findQuantLayers } from './layers';
+import { encodeModel } from '../onnx/codec';
+import { ModelSession } from '../eval/runtime';
+import { randn, rng, tinyResNet } from '../testing/tiny-resnet';
+import type { ModelProto } from '../onnx/schema';
+
+async function logits(model: ModelProto, x: Float32Array): Promise<Float32Array> {
+  const s = await ModelSession.create(encodeModel(model), 'none');
+  const out = (await s.run(x, [4, 1, 8, 8])).get('logits')!.data;
+  await s.release();
+  return out;
+}
+
+describe('canonicalize', () => {
+  it('folds every BatchNormalization into its Conv and computes the same function (checked in ONNX Runtime)', async () => {
+    const model = tinyResNet(7);
+    const { model: folded, report } = canonicalize(model);
+    expect(report.foldedBatchNorms).toBe(6);
+    expect(folded.graph!.node!.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    const x = randn(4 * 64, rng(11));
+    const [a, b] = [await logits(model, x), await logits(folded, x)];
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]!, 4);
+  });
+
+  it('keeps a BatchNormalization whose input is not a layer output', () => {
+    const model = tinyResNet(3);
+    const g = model.graph!;
+    // put a BN directly on the network input
+    g.node!.unshift({ name: 'inbn', opType: 'BatchNormalization', input: ['input', 'stem.bn.gamma', 'stem.bn.beta', 'stem.bn.mean', 'stem.bn.var'], output: ['input_bn'] });
+    g.node![1]!.input![0] = 'input_bn';
+    // make shapes agree: this BN has 4 channels but the input has 1; only the structure matters here
+    const { report, model: out } = canonicalize(model);
+    expect(report.foldedBatchNorms).toBe(6);
+    expect(out.graph!.node!.filter((n) => n.opType === 'BatchNormalization').map((n) => n.name)).toEqual(['inbn']);
+  });
+
+  it('removes Identity nodes and rewires their consumers', () => {
+    const model = tinyResNet(2);
+    const g = model.graph!;
+    const i = g.node!.findIndex((n) => n.name === 'pool');
+    g.node!.splice(i + 1, 0, { name: 'id', opType: 'Identity', input: ['pool_out'], output: ['pool_id'] });
+    g.node!.find((n) => n.name === 'flatten')!.input = ['pool_id'];
+    const { model: out, report } = canonicalize(model);
+    expect(report.removedIdentities).toBe(1);
+    expect(out.graph!.node!.find((n) => n.name === 'flatten')!.input).toEqual(['pool_out']);
+  });
+});
+
+describe('quantizable layers and activation quantizers', () => {
+  const model = canonicalize(tinyResNet()).model;
+
+  it('finds the convolutions and the linear head in graph order, first and last marked', () => {
+    const layers = findQuantLayers(model);
+    expect(layers.map((l) => l.name)).toEqual(['stem.conv', 'b1.conv1', 'b1.conv2', 'b2.conv1', 'b2.conv2', 'b2.down', 'fc']);
+    expect(layers[0]!.isFirst && layers[6]!.isLast).toBe(true);
+    expect(layers[6]!.channelAxis).toBe(0);
+  });
+
+  it('quantizes activations after ReLU and after the residual add, never conv outputs feeding an add (algorithms.md §1.4)', () => {
+    const points = activationQuantPoints(model);
+    expect(points).toEqual(['stem.relu_out', 'b1.relu1_out', 'b1.relu2_out', 'b2.relu1_out', 'b2.relu2_out']);
+  });
+});

@@ -1,0 +1,208 @@
+import { decodeModel, encodeModel } from './onnx/codec';
+import type { ModelProto } from './onnx/schema';
+import type { ExternalFiles } from './onnx/tensor-data';
+import { canonicalize, type CanonicalizeReport } from './graph/canonicalize';
+import { activationQuantPoints, findQuantLayers } from './graph/layers';
+import { summarizeModel, type ModelSummary } from './graph/summary';
+import { ImageBatches } from './data/batches';
+import { DatasetError, labelImages, type ImageFile } from './data/image-set';
+import type { PreprocessSpec } from './data/preprocess';
+import { ModelSession } from './eval/runtime';
+import { evaluateAccuracy, type Accuracy } from './eval/accuracy';
+import { collectRanges } from './quant/calibrate';
+import { dequantizeTensor, minMaxPerTensor, type QuantParams } from './quant/quantizer';
+import { roundToNearest } from './methods/rtn';
+import { exportQdq } from './export/qdq';
+import { tensorToFloat32 } from './onnx/tensor-data';
+import { weightBitsFor, type QuantPlan } from './plan';
+import { throwIfAborted, type Emit, type Stage } from './events';
+
+/** The user's files for one run. Bytes are owned by the run (transferred to a worker, read from disk). */
+export interface RunInput {
+  readonly model: Uint8Array;
+  readonly modelName: string;
+  readonly external?: ExternalFiles;
+  readonly calib: readonly ImageFile[];
+  /** Class sub-folders; empty to skip accuracy. */
+  readonly val: readonly ImageFile[];
+  /** Class names in model-output order, when folder names do not sort that way. */
+  readonly classNames?: readonly string[];
+  readonly preprocess: PreprocessSpec;
+  readonly plan: QuantPlan;
+}
+
+export interface LayerReport {
+  readonly name: string;
+  readonly wbits: number;
+  /** Signal-to-quantization-noise ratio of the weight, in dB. */
+  readonly weightSqnrDb: number;
+}
+
+export interface RunReport {
+  readonly tool: 'lowbit-studio';
+  readonly reportVersion: 1;
+  readonly model: { readonly name: string; readonly params: number; readonly macs: number | null };
+  readonly plan: QuantPlan;
+  readonly preprocess: PreprocessSpec;
+  readonly calibration: { readonly images: number };
+  readonly validation: { readonly images: number; readonly classes: readonly string[] | null };
+  readonly canonicalize: CanonicalizeReport;
+  /** Null when no labelled validation images were given. */
+  readonly fp: Accuracy | null;
+  /** The fake-quantized model (QDQ run node by node, no fusion). */
+  readonly quant: Accuracy | null;
+  /** The exported model as ONNX Runtime deploys it (full optimisation, fused integer kernels). */
+  readonly exported: Accuracy | null;
+  readonly layers: readonly LayerReport[];
+  readonly activations: readonly { readonly tensor: string; readonly bits: number; readonly min: number; readonly max: number; readonly scale: number; readonly zeroPoint: number }[];
+  /** Seconds per stage. */
+  readonly timings: Readonly<Partial<Record<Stage, number>>>;
+}
+
+export interface RunResult {
+  readonly report: RunReport;
+  /** The exported QDQ ONNX model. */
+  readonly exported: Uint8Array;
+}
+
+export class ModelInputError extends Error {
+  override name = 'ModelInputError';
+}
+
+export interface LoadedModel {
+  readonly proto: ModelProto;
+  readonly summary: ModelSummary;
+}
+
+export async function loadModel(bytes: Uint8Array): Promise<LoadedModel> {
+  const proto = decodeModel(bytes);
+  return { proto, summary: await summarizeModel(proto) };
+}
+
+/** Batch size: the model's fixed batch dimension, or 32 when it is dynamic. */
+function batchSize(summary: ModelSummary, spec: PreprocessSpec): number {
+  const input = summary.inputs[0];
+  if (!input) throw new ModelInputError('the model has no inputs');
+  if (summary.inputs.length > 1) throw new ModelInputError(`the model has ${summary.inputs.length} inputs; the studio quantizes single-input image models`);
+  if (input.type !== 'float') throw new ModelInputError(`the model's input "${input.name}" is ${input.type}, not a float image tensor`);
+  if (input.shape.length !== 4) throw new ModelInputError(`the model's input "${input.name}" has shape [${input.shape.join(', ')}]; an image model takes N×C×H×W`);
+  const [n, c, h, w] = input.shape;
+  const want = [spec.channels, spec.size[0], spec.size[1]];
+  [c, h, w].forEach((d, i) => {
+    if (typeof d === 'number' && d !== want[i]) throw new ModelInputError(`the model expects input [${input.shape.join(', ')}] but preprocessing produces [N, ${want.join(', ')}]; adjust the preprocessing`);
+  });
+  return typeof n === 'number' && n > 0 ? n : 32;
+}
+
+function sqnrDb(ref: Float32Array, approx: Float32Array): number {
+  let s = 0;
+  let e = 0;
+  for (let i = 0; i < ref.length; i++) {
+    s += ref[i]! * ref[i]!;
+    e += (ref[i]! - approx[i]!) ** 2;
+  }
+  return e === 0 ? Infinity : 10 * Math.log10(s / e);
+}
+
+/**
+ * One run: FP accuracy → canonicalise → calibrate → quantize → export → accuracy of the
+ * fake-quantized and the exported model. The browser worker, the CLI and the tests all call this.
+ */
+export async function runQuantization(input: RunInput, emit: Emit, signal?: AbortSignal): Promise<RunResult> {
+  const timings: Partial<Record<Stage, number>> = {};
+  const stage = async <T>(name: Stage, work: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> => {
+    throwIfAborted(signal);
+    emit({ type: 'stage', stage: name });
+    const t0 = performance.now();
+    const result = await work((done, total) => emit({ type: 'progress', stage: name, done, total }));
+    timings[name] = (performance.now() - t0) / 1000;
+    return result;
+  };
+
+  const { proto, summary } = await stage('load', async () => loadModel(input.model));
+  const bs = batchSize(summary, input.preprocess);
+  if (input.calib.length === 0) throw new DatasetError('no calibration images were given');
+  const val = input.val.length ? labelImages(input.val.map((f) => f.path), input.classNames) : null;
+  if (val && !val.classes) throw new DatasetError('the validation images have no class sub-folders, so accuracy cannot be measured');
+  const valFiles = val ? val.images.map((im) => input.val.find((f) => f.path === im.path)!) : [];
+  const labels = val ? val.images.map((im) => im.label!) : [];
+  const valBatches = new ImageBatches(valFiles, input.preprocess, bs);
+  const calibBatches = new ImageBatches([...input.calib].sort((a, b) => a.path.localeCompare(b.path)), input.preprocess, bs);
+
+  const evaluate = async (bytes: Uint8Array, optimization: 'none' | 'all', name: Stage): Promise<Accuracy | null> => {
+    if (!val) return null;
+    return stage(name, async (progress) => {
+      const session = await ModelSession.create(bytes, optimization);
+      try {
+        return await evaluateAccuracy(session, valBatches, labels, progress, signal);
+      } finally {
+        await session.release();
+      }
+    });
+  };
+
+  const fp = await evaluate(input.model, 'all', 'fp-eval');
+  const { model: canonical, report: canonReport } = canonicalize(proto, input.external);
+  const layers = findQuantLayers(canonical);
+  if (layers.length === 0) throw new ModelInputError('the model has no Conv, Gemm or MatMul layer with constant weights: nothing to quantize');
+
+  const plan = input.plan;
+  const points = plan.abits === null ? [] : activationQuantPoints(canonical);
+  const ranges = await stage('calibrate', (progress) => collectRanges(canonical, points, calibBatches, progress, signal));
+  const lastLayerInput = layers[layers.length - 1]!.node.input![0]!;
+  const activations = new Map<string, QuantParams>();
+  for (const [tensor, r] of ranges) {
+    if (!Number.isFinite(r.min)) throw new DatasetError(`no calibration values reached tensor "${tensor}"`);
+    // the activation feeding the classifier follows the head/stem rule too
+    const bits = plan.headStem8bit && feedsInto(canonical, tensor, lastLayerInput) ? 8 : plan.abits!;
+    activations.set(tensor, minMaxPerTensor(r.min, r.max, bits, false, false));
+  }
+
+  const weights = await stage('quantize', async (progress) =>
+    layers.map((layer, i) => {
+      throwIfAborted(signal);
+      const q = roundToNearest(layer, weightBitsFor(layer, plan), input.external);
+      progress(i + 1, layers.length);
+      return q;
+    }),
+  );
+  const layerReports: LayerReport[] = weights.map((w) => ({
+    name: w.layer.name,
+    wbits: w.params.bits,
+    weightSqnrDb: sqnrDb(tensorToFloat32(w.layer.weightTensor, input.external), dequantizeTensor(w.codes, w.layer.weightDims, w.params)),
+  }));
+
+  const exported = await stage('export', async () => encodeModel(exportQdq({ model: canonical, weights, activations, external: input.external })));
+  const quant = await evaluate(exported, 'none', 'quant-eval');
+  const exportedAcc = await evaluate(exported, 'all', 'exported-eval');
+
+  const report: RunReport = {
+    tool: 'lowbit-studio',
+    reportVersion: 1,
+    model: { name: input.modelName, params: summary.params, macs: summary.macs },
+    plan,
+    preprocess: input.preprocess,
+    calibration: { images: input.calib.length },
+    validation: { images: valFiles.length, classes: val?.classes ?? null },
+    canonicalize: canonReport,
+    fp,
+    quant,
+    exported: exportedAcc,
+    layers: layerReports,
+    activations: [...activations].map(([tensor, p]) => ({ tensor, bits: p.bits, min: ranges.get(tensor)!.min, max: ranges.get(tensor)!.max, scale: p.scale[0]!, zeroPoint: p.zeroPoint[0]! })),
+    timings,
+  };
+  return { report, exported };
+}
+
+/** Whether `tensor` reaches `target` through ops that do not compute (pooling, reshapes). */
+function feedsInto(model: ModelProto, tensor: string, target: string): boolean {
+  let cur = target;
+  for (let guard = 0; guard < 16; guard++) {
+    if (cur === tensor) return true;
+    const node = (model.graph!.node ?? []).find((n) => n.output?.includes(cur));
+    if (!node || !['GlobalAveragePool', 'AveragePool', 'MaxPool', 'Flatten', 'Reshape', 'Squeeze'].includes(node.opType ?? '')) return false;
+    cur = node.input![0]!;
+  }
+  return false;
+}

@@ -1,0 +1,44 @@
+import type { Bits } from './quant/quantizer';
+import type { QuantLayer } from './graph/layers';
+
+export type MethodName = 'rtn';
+
+/** Everything that decides a run's numbers. Serialisable: saved with results, loaded back to re-run. */
+export interface QuantPlan {
+  readonly method: MethodName;
+  /** Weight bits for every layer, unless the head/stem rule or `layerBits` says otherwise. */
+  readonly wbits: Bits;
+  /** Activation bits; null keeps activations in float (weight-only). */
+  readonly abits: Bits | null;
+  /** First and last layer weights, and the classifier's input, at 8 bits (algorithms.md §1.5). */
+  readonly headStem8bit: boolean;
+  /** Per-layer weight-bit overrides, by layer name. */
+  readonly layerBits?: Readonly<Record<string, Bits>>;
+}
+
+export const DEFAULT_PLAN: QuantPlan = { method: 'rtn', wbits: 8, abits: 8, headStem8bit: true };
+
+export function weightBitsFor(layer: QuantLayer, plan: QuantPlan): Bits {
+  const override = plan.layerBits?.[layer.name];
+  if (override) return override;
+  if (plan.headStem8bit && (layer.isFirst || layer.isLast)) return 8;
+  return plan.wbits;
+}
+
+export class PlanError extends Error {
+  override name = 'PlanError';
+}
+
+const BITS = new Set([2, 3, 4, 5, 6, 7, 8]);
+
+/** Checks a plan read from a file or the command line; returns it typed, or says what is wrong. */
+export function parsePlan(value: unknown): QuantPlan {
+  if (typeof value !== 'object' || value === null) throw new PlanError('a plan must be a JSON object');
+  const v = value as Record<string, unknown>;
+  if (v.method !== 'rtn') throw new PlanError(`unknown method ${JSON.stringify(v.method)}; this version supports: rtn`);
+  if (!BITS.has(v.wbits as number)) throw new PlanError(`wbits must be an integer from 2 to 8, got ${JSON.stringify(v.wbits)}`);
+  if (v.abits !== null && !BITS.has(v.abits as number)) throw new PlanError(`abits must be an integer from 2 to 8, or null, got ${JSON.stringify(v.abits)}`);
+  const layerBits = v.layerBits ?? {};
+  if (typeof layerBits !== 'object' || layerBits === null || Object.values(layerBits).some((b) => !BITS.has(b as number))) throw new PlanError('layerBits must map layer names to bit widths from 2 to 8');
+  return { method: 'rtn', wbits: v.wbits as Bits, abits: v.abits as Bits | null, headStem8bit: v.headStem8bit !== false, layerBits: layerBits as Record<string, Bits> };
+}
