@@ -1,0 +1,63 @@
+import { test, expect, type Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { decodeModel } from '../src/core/onnx/codec';
+
+/** Any console error or uncaught exception fails the test: a studio that logs errors is broken. */
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
+
+test('open the demo, run W8A8, see both accuracies, download the export; the CLI prints the same numbers', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('model-summary')).toContainText('model.onnx');
+  await expect(page.getByTestId('calib-count')).toContainText('256 images');
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+
+  await page.getByLabel('Weight bits').selectOption('8');
+  await page.getByLabel('Activation bits').selectOption('8');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByRole('status')).toBeVisible();
+  await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });
+  mkdirSync('test-results/screenshots', { recursive: true });
+  await page.screenshot({ path: 'test-results/screenshots/studio-results.png', fullPage: true });
+
+  const fp = await page.getByTestId('fp-top1').textContent();
+  const quant = await page.getByTestId('quant-top1').textContent();
+  const exported = await page.getByTestId('exported-top1').textContent();
+  expect(Math.abs(parseFloat(fp!) - parseFloat(exported!))).toBeLessThanOrEqual(1);
+
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-model').click()]);
+  const bytes = new Uint8Array(readFileSync((await download.path())!));
+  const model = decodeModel(bytes);
+  expect(model.graph!.node!.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(0);
+  expect(model.graph!.node!.filter((n) => n.opType === 'DequantizeLinear').length).toBeGreaterThan(0);
+
+  // the same job on the command line
+  const out = execFileSync(
+    process.execPath,
+    ['bin/lowbit.mjs', 'quantize', 'public/demo/model.onnx', '--calib', 'public/demo/calib', '--val', 'public/demo/val', '--method', 'rtn', '--wbits', '8', '--abits', '8', '-o', 'test-results/cli-w8a8.onnx', '--json'],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
+  const report = JSON.parse(out) as { fp: { top1: number }; quant: { top1: number }; exported: { top1: number } };
+  expect([pct(report.fp.top1), pct(report.quant.top1), pct(report.exported.top1)]).toEqual([fp, quant, exported]);
+  expect(errors).toEqual([]);
+});
+
+test('a file that is not a model gets a clear message and the page keeps working', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await page.locator('input[type=file][accept=".onnx,.data"]').setInputFiles({ name: 'broken.onnx', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not protobuf at all') });
+  await expect(page.getByRole('alert')).toContainText(/not a valid ONNX file/);
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('model-summary')).toContainText('model.onnx');
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,114 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ortNode from 'onnxruntime-node';
+import { readImageFolder } from './files';
+import { labelImages } from '../core/data/image-set';
+import { ImageBatches } from '../core/data/batches';
+import { FASHION_MNIST } from '../core/data/preprocess';
+
+const DEMO = 'public/demo';
+const tmp = mkdtempSync(join(tmpdir(), 'lowbit-cli-'));
+
+function lowbit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['bin/lowbit.mjs', ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+interface Report {
+  fp: { top1: number; top5: number; count: number };
+  quant: { top1: number };
+  exported: { top1: number };
+  layers: { name: string; wbits: number }[];
+  plan: { method: string; wbits: number; abits: number | null };
+}
+
+describe('lowbit quantize (W8A8 round-to-nearest on the demo)', () => {
+  let report: Report;
+  const out = join(tmp, 'demo-w8a8.onnx');
+  const reportPath = join(tmp, 'report.json');
+
+  beforeAll(async () => {
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--val', `${DEMO}/val`, '--method', 'rtn', '--wbits', '8', '--abits', '8', '-o', out, '--report', reportPath);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.code).toBe(0);
+    report = JSON.parse(readFileSync(reportPath, 'utf8')) as Report;
+  }, 300_000);
+
+  it('reports fp, quant and exported top-1 as fractions, with W8A8 within 1 point of float', () => {
+    for (const acc of [report.fp, report.quant, report.exported]) expect(acc.top1).toBeGreaterThan(0.5);
+    for (const acc of [report.fp, report.quant, report.exported]) expect(acc.top1).toBeLessThanOrEqual(1);
+    expect(report.fp.count).toBe(1000);
+    expect(Math.abs(report.fp.top1 - report.exported.top1)).toBeLessThanOrEqual(0.01);
+    expect(report.plan).toMatchObject({ method: 'rtn', wbits: 8, abits: 8 });
+  });
+
+  it('the exported model, re-run in native ONNX Runtime (onnxruntime-node), reproduces the reported accuracy', async () => {
+    const session = await ortNode.InferenceSession.create(out);
+    const files = await readImageFolder(`${DEMO}/val`);
+    const set = labelImages(files.map((f) => f.path));
+    const byPath = new Map(files.map((f) => [f.path, f]));
+    const batches = new ImageBatches(set.images.map((i) => byPath.get(i.path)!), FASHION_MNIST, 100);
+    let hits = 0;
+    for (let b = 0; b < batches.batches; b++) {
+      const { data, shape, start } = await batches.batch(b);
+      const res = await session.run({ [session.inputNames[0]!]: new ortNode.Tensor('float32', data, shape) });
+      const logits = res[session.outputNames[0]!]!.data as Float32Array;
+      for (let i = 0; i < shape[0]; i++) {
+        const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+        if (row.indexOf(Math.max(...row)) === set.images[start + i]!.label) hits++;
+      }
+    }
+    expect(Math.abs(hits / 1000 - report.exported.top1)).toBeLessThanOrEqual(0.001);
+  });
+
+  it('lowbit eval on the exported model prints the same top-1 as the report', async () => {
+    const r = await lowbit('eval', out, '--val', `${DEMO}/val`, '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).top1).toBe(report.exported.top1);
+  });
+});
+
+describe('lowbit inspect', () => {
+  it('lists inputs, the BN-unfolded op histogram and the quantizable layers with MACs', async () => {
+    const r = await lowbit('inspect', `${DEMO}/model.onnx`, '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.inputs[0].shape.slice(1)).toEqual([1, 28, 28]);
+    expect(s.ops.BatchNormalization).toBeGreaterThan(0);
+    expect(s.layers.length).toBeGreaterThanOrEqual(8);
+    expect(s.layers[0].isFirst).toBe(true);
+    expect(s.macs).toBeGreaterThan(1e6);
+  });
+});
+
+describe('bad input exits with code 2 and a one-line reason', () => {
+  it('a missing model file', async () => {
+    const r = await lowbit('inspect', join(tmp, 'nope.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/cannot read the model file/);
+  });
+  it('a file that is not ONNX', async () => {
+    const bad = join(tmp, 'bad.onnx');
+    writeFileSync(bad, 'definitely not a model');
+    const r = await lowbit('inspect', bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not a valid ONNX file/);
+  });
+  it('quantize without calibration images', async () => {
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '-o', join(tmp, 'x.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--calib/);
+  });
+  it('an unsupported bit width', async () => {
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--wbits', '9', '-o', join(tmp, 'x.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/wbits/);
+  });
+});

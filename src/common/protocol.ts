@@ -1,0 +1,40 @@
+/**
+ * Types shared by the page and the studio worker: the whole worker protocol in one place.
+ * Everything here is plain data (structured-clonable), never class instances.
+ */
+import type { ModelSummary } from '../core/graph/summary';
+import type { PreprocessSpec } from '../core/data/preprocess';
+import type { QuantPlan } from '../core/plan';
+import type { PipelineEvent } from '../core/events';
+import type { RunReport } from '../core/pipeline';
+
+export interface ProjectInfo {
+  readonly modelName: string | null;
+  readonly summary: ModelSummary | null;
+  readonly calibImages: number;
+  readonly valImages: number;
+  readonly classes: readonly string[] | null;
+  readonly preprocess: PreprocessSpec | null;
+  /** Problems found while reading the files; the project stays usable where possible. */
+  readonly warnings: readonly string[];
+}
+
+/** A file dropped by the user, with its path inside the dropped folder. */
+export interface DroppedFile {
+  readonly path: string;
+  readonly file: Blob;
+}
+
+export interface RunOutcome {
+  readonly report: RunReport;
+  readonly exported: Uint8Array;
+}
+
+export interface StudioWorkerApi {
+  /** Opens the bundled demo project from `baseUrl` (e.g. `/demo/`). */
+  openDemo(baseUrl: string): Promise<ProjectInfo>;
+  /** Adds dropped files: an .onnx model (with .data), a flat image folder (calibration), class sub-folders (validation). */
+  addFiles(files: readonly DroppedFile[]): Promise<ProjectInfo>;
+  run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome>;
+  cancel(): void;
+}

@@ -1,0 +1,90 @@
+import { create } from 'zustand';
+import * as Comlink from 'comlink';
+import type { DroppedFile, ProjectInfo } from '../common/protocol';
+import type { RunReport } from '../core/pipeline';
+import { DEFAULT_PLAN, type QuantPlan } from '../core/plan';
+import type { Stage } from '../core/events';
+import { studioWorker } from './studio-worker';
+
+/** What the page shows; the worker owns the bytes, the store only what is needed to draw. */
+export type RunState =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'running'; readonly stage: Stage; readonly done: number; readonly total: number; readonly startedAt: number }
+  | { readonly kind: 'done'; readonly report: RunReport; readonly exportUrl: string; readonly exportName: string }
+  | { readonly kind: 'cancelled' }
+  | { readonly kind: 'failed'; readonly message: string };
+
+interface StudioState {
+  project: ProjectInfo | null;
+  loading: string | null;
+  loadError: string | null;
+  plan: QuantPlan;
+  run: RunState;
+  setPlan(plan: Partial<QuantPlan>): void;
+  openDemo(): Promise<void>;
+  addFiles(files: DroppedFile[]): Promise<void>;
+  startRun(): Promise<void>;
+  cancelRun(): void;
+}
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/^Error: /, '');
+
+export const useStudio = create<StudioState>((set, get) => ({
+  project: null,
+  loading: null,
+  loadError: null,
+  plan: DEFAULT_PLAN,
+  run: { kind: 'idle' },
+
+  setPlan(plan) {
+    set({ plan: { ...get().plan, ...plan } });
+  },
+
+  async openDemo() {
+    set({ loading: 'Opening the demo project…', loadError: null, run: { kind: 'idle' } });
+    try {
+      const project = await studioWorker().openDemo(new URL('demo/', document.baseURI).href);
+      set({ project, loading: null });
+    } catch (e) {
+      set({ loading: null, loadError: message(e) });
+    }
+  },
+
+  async addFiles(files) {
+    set({ loading: `Reading ${files.length} file${files.length === 1 ? '' : 's'}…`, loadError: null, run: { kind: 'idle' } });
+    try {
+      const project = await studioWorker().addFiles(files);
+      set({ project, loading: null });
+    } catch (e) {
+      set({ loading: null, loadError: message(e) });
+    }
+  },
+
+  async startRun() {
+    const { plan, project, run } = get();
+    if (!project?.summary || run.kind === 'running') return;
+    if (run.kind === 'done') URL.revokeObjectURL(run.exportUrl);
+    const startedAt = performance.now();
+    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt } });
+    try {
+      const outcome = await studioWorker().run(
+        plan,
+        Comlink.proxy((e) => {
+          if (e.type === 'stage') set({ run: { kind: 'running', stage: e.stage, done: 0, total: 1, startedAt } });
+          else if (e.type === 'progress') set({ run: { kind: 'running', stage: e.stage, done: e.done, total: e.total, startedAt } });
+        }),
+      );
+      const base = (project.modelName ?? 'model').replace(/\.onnx$/i, '');
+      const exportName = `${base}-w${plan.wbits}a${plan.abits ?? 32}-${plan.method}.onnx`;
+      const exportUrl = URL.createObjectURL(new Blob([outcome.exported as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
+      set({ run: { kind: 'done', report: outcome.report, exportUrl, exportName } });
+    } catch (e) {
+      const msg = message(e);
+      set({ run: /cancelled/.test(msg) ? { kind: 'cancelled' } : { kind: 'failed', message: msg } });
+    }
+  },
+
+  cancelRun() {
+    void studioWorker().cancel();
+  },
+}));

@@ -1,0 +1,52 @@
+import { useStudio } from '../state/store';
+
+const fmt = (n: number): string => n.toLocaleString('en-US');
+
+export function ProjectPanel() {
+  const project = useStudio((s) => s.project);
+  if (!project?.summary) return null;
+  const { summary } = project;
+  const input = summary.inputs[0];
+  return (
+    <section className="card" aria-labelledby="model-title">
+      <h2 id="model-title">Model</h2>
+      <dl className="facts" data-testid="model-summary">
+        <dt>File</dt>
+        <dd>{project.modelName}</dd>
+        <dt>Input</dt>
+        <dd>
+          {input?.name} [{input?.shape.join(' × ')}]
+        </dd>
+        <dt>Parameters</dt>
+        <dd>{fmt(summary.params)}</dd>
+        <dt>MACs / image</dt>
+        <dd>{summary.macs === null ? 'unknown' : fmt(summary.macs)}</dd>
+        <dt>Layers</dt>
+        <dd>{summary.layers.length} quantizable (Conv / Gemm / MatMul)</dd>
+        <dt>Ops</dt>
+        <dd>
+          {Object.entries(summary.ops)
+            .map(([op, n]) => `${op} ×${n}`)
+            .join(', ')}
+        </dd>
+        <dt>Calibration</dt>
+        <dd data-testid="calib-count">{project.calibImages ? `${fmt(project.calibImages)} images` : 'none yet: drop a flat folder of images'}</dd>
+        <dt>Validation</dt>
+        <dd data-testid="val-count">{project.valImages ? `${fmt(project.valImages)} images in ${project.classes?.length ?? 0} classes` : 'none: accuracy will not be measured'}</dd>
+        {project.preprocess && (
+          <>
+            <dt>Preprocessing</dt>
+            <dd>
+              {project.preprocess.size.join('×')}, {project.preprocess.channels} channel{project.preprocess.channels > 1 ? 's' : ''}, mean [{project.preprocess.mean.join(', ')}], std [{project.preprocess.std.join(', ')}]
+            </dd>
+          </>
+        )}
+      </dl>
+      {project.warnings.map((w) => (
+        <p key={w} className="warning" role="alert">
+          {w}
+        </p>
+      ))}
+    </section>
+  );
+}

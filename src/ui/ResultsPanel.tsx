@@ -1,0 +1,51 @@
+import { useEffect, useMemo } from 'react';
+import { useStudio } from '../state/store';
+import { LayerChart } from './LayerChart';
+import type { Accuracy } from '../core/eval/accuracy';
+
+const pct = (a: Accuracy | null): string => (a ? `${(a.top1 * 100).toFixed(2)}%` : 'n/a');
+
+export function ResultsPanel({ dark }: { dark: boolean }) {
+  const run = useStudio((s) => s.run);
+  const report = run.kind === 'done' ? run.report : null;
+  const reportUrl = useMemo(() => (report ? URL.createObjectURL(new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' })) : null), [report]);
+  useEffect(() => () => void (reportUrl && URL.revokeObjectURL(reportUrl)), [reportUrl]);
+  if (run.kind !== 'done' || !report || !reportUrl) return null;
+  const delta = report.fp && report.exported ? (report.exported.top1 - report.fp.top1) * 100 : null;
+  return (
+    <section className="card wide" aria-labelledby="results-title">
+      <h2 id="results-title">Results</h2>
+      <div className="metrics">
+        <div className="metric">
+          <span className="label">Float top-1</span>
+          <span className="value" data-testid="fp-top1">
+            {pct(report.fp)}
+          </span>
+        </div>
+        <div className="metric">
+          <span className="label">Quantized top-1</span>
+          <span className="value" data-testid="quant-top1">
+            {pct(report.quant)}
+          </span>
+        </div>
+        <div className="metric">
+          <span className="label">Exported top-1 (ONNX Runtime)</span>
+          <span className="value" data-testid="exported-top1">
+            {pct(report.exported)}
+          </span>
+          {delta !== null && <span className={delta < -1 ? 'delta bad' : 'delta'}>{`${delta >= 0 ? '+' : ''}${delta.toFixed(2)} pts vs float`}</span>}
+        </div>
+      </div>
+      <h3>Weight SQNR per layer</h3>
+      <LayerChart layers={report.layers} dark={dark} />
+      <div className="row">
+        <a className="button primary" href={run.exportUrl} download={run.exportName} data-testid="download-model">
+          Download {run.exportName}
+        </a>
+        <a className="button" href={reportUrl} download={run.exportName.replace(/\.onnx$/, '.report.json')}>
+          Download report (JSON)
+        </a>
+      </div>
+    </section>
+  );
+}

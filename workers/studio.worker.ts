@@ -1,0 +1,147 @@
+/// <reference lib="webworker" />
+/**
+ * The studio's worker: holds the project's bytes and runs the pipeline off the main thread.
+ * Thin by design: everything it does is a call into src/core.
+ */
+import * as Comlink from 'comlink';
+import { loadModel, runQuantization, type RunInput } from '../src/core/pipeline';
+import { labelImages, isImagePath, type ImageFile } from '../src/core/data/image-set';
+import { proposePreprocess, type PreprocessSpec } from '../src/core/data/preprocess';
+import type { ModelSummary } from '../src/core/graph/summary';
+import type { DroppedFile, ProjectInfo, RunOutcome, StudioWorkerApi } from '../src/common/protocol';
+import type { QuantPlan } from '../src/core/plan';
+import type { PipelineEvent } from '../src/core/events';
+
+interface Project {
+  model: Uint8Array | null;
+  modelName: string | null;
+  external: Map<string, Uint8Array>;
+  summary: ModelSummary | null;
+  calib: ImageFile[];
+  val: ImageFile[];
+  classNames: string[] | null;
+  preprocess: PreprocessSpec | null;
+  warnings: string[];
+}
+
+const empty = (): Project => ({ model: null, modelName: null, external: new Map(), summary: null, calib: [], val: [], classNames: null, preprocess: null, warnings: [] });
+let project = empty();
+let controller: AbortController | null = null;
+
+function info(): ProjectInfo {
+  let classes: readonly string[] | null = project.classNames;
+  if (!classes && project.val.length) {
+    try {
+      classes = labelImages(project.val.map((f) => f.path)).classes;
+    } catch {
+      classes = null;
+    }
+  }
+  return {
+    modelName: project.modelName,
+    summary: project.summary,
+    calibImages: project.calib.length,
+    valImages: project.val.length,
+    classes,
+    preprocess: project.preprocess,
+    warnings: project.warnings,
+  };
+}
+
+async function setModel(bytes: Uint8Array, name: string): Promise<void> {
+  const { summary } = await loadModel(bytes);
+  project.model = bytes;
+  project.modelName = name;
+  project.summary = summary;
+  project.preprocess = proposePreprocess(summary.inputs[0]?.shape ?? []);
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not load ${url} (HTTP ${res.status})`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+interface DemoManifest {
+  model: string;
+  preprocess: PreprocessSpec;
+  classes: string[];
+  calib: string[];
+  val: { path: string; label: number }[];
+}
+
+/** Splits dropped paths by their top folder: each folder is calibration (flat) or validation (class sub-folders). */
+function groupByTopFolder(images: DroppedFile[]): Map<string, DroppedFile[]> {
+  const groups = new Map<string, DroppedFile[]>();
+  for (const f of images) {
+    const parts = f.path.split('/');
+    const key = parts.length > 1 ? parts[0]! : '';
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = []));
+    g.push(f);
+  }
+  return groups;
+}
+
+const api: StudioWorkerApi = {
+  async openDemo(baseUrl) {
+    const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(`${baseUrl}manifest.json`))) as DemoManifest;
+    project = empty();
+    await setModel(await fetchBytes(`${baseUrl}${manifest.model}`), manifest.model);
+    project.preprocess = manifest.preprocess;
+    project.classNames = null;
+    const load = (path: string): Promise<ImageFile> => fetchBytes(`${baseUrl}${path}`).then((bytes) => ({ path, bytes }));
+    project.calib = await Promise.all(manifest.calib.map(load));
+    project.val = await Promise.all(manifest.val.map((v) => load(v.path)));
+    return info();
+  },
+
+  async addFiles(files) {
+    project.warnings = [];
+    const models = files.filter((f) => f.path.toLowerCase().endsWith('.onnx'));
+    if (models.length > 1) project.warnings.push(`${models.length} .onnx files were dropped; using ${models[0]!.path}`);
+    for (const f of files.filter((f) => /\.(data|bin|onnx_data)$/i.test(f.path))) project.external.set(f.path.split('/').pop()!, new Uint8Array(await f.file.arrayBuffer()));
+    if (models[0]) await setModel(new Uint8Array(await models[0].file.arrayBuffer()), models[0].path.split('/').pop()!);
+    const images = files.filter((f) => isImagePath(f.path));
+    for (const [folder, group] of groupByTopFolder(images)) {
+      const read = await Promise.all(group.map(async (f) => ({ path: f.path, bytes: new Uint8Array(await f.file.arrayBuffer()) })));
+      let labelled: boolean;
+      try {
+        labelled = labelImages(read.map((r) => r.path)).classes !== null;
+      } catch (e) {
+        project.warnings.push(`${folder || 'dropped images'}: ${(e as Error).message}`);
+        continue;
+      }
+      if (labelled) project.val = read;
+      else project.calib = read;
+    }
+    return info();
+  },
+
+  async run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome> {
+    if (!project.model || !project.modelName || !project.preprocess) throw new Error('drop a model first');
+    controller = new AbortController();
+    const input: RunInput = {
+      model: project.model,
+      modelName: project.modelName,
+      external: project.external,
+      calib: project.calib,
+      val: project.val,
+      preprocess: project.preprocess,
+      plan,
+      ...(project.classNames ? { classNames: project.classNames } : {}),
+    };
+    try {
+      const { report, exported } = await runQuantization(input, onEvent, controller.signal);
+      return Comlink.transfer({ report, exported }, [exported.buffer as ArrayBuffer]);
+    } finally {
+      controller = null;
+    }
+  },
+
+  cancel() {
+    controller?.abort();
+  },
+};
+
+Comlink.expose(api);
