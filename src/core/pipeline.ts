@@ -76,7 +76,7 @@ export interface LoadedModel {
 
 export async function loadModel(bytes: Uint8Array): Promise<LoadedModel> {
   const proto = decodeModel(bytes);
-  return { proto, summary: await summarizeModel(proto) };
+  return { proto, summary: summarizeModel(proto) };
 }
 
 /** Batch size: the model's fixed batch dimension, or 32 when it is dynamic. */

@@ -2,10 +2,15 @@ import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/sch
 import { floatTensor, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
 import { attrFloat, attrInt } from './attributes';
 import { GraphIndex } from './graph-index';
+import { inferShapes } from './shapes';
+import { int64Tensor } from '../onnx/tensor-data';
 
 export interface CanonicalizeReport {
   foldedBatchNorms: number;
   removedIdentities: number;
+  /** Reshape targets computed by Shape→Gather→…→Concat chains, replaced by constants. */
+  foldedShapeChains: number;
+  removedDeadNodes: number;
 }
 
 /**
@@ -16,9 +21,15 @@ export interface CanonicalizeReport {
  */
 export function canonicalize(model: ModelProto, external?: ExternalFiles): { model: ModelProto; report: CanonicalizeReport } {
   const graph: GraphProto = { ...model.graph!, node: [...(model.graph!.node ?? [])], initializer: [...(model.graph!.initializer ?? [])] };
-  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0 };
+  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0, foldedShapeChains: 0, removedDeadNodes: 0 };
   report.removedIdentities = removePassThrough(graph);
+  report.foldedShapeChains = foldReshapeTargets({ ...model, graph }, external);
   report.foldedBatchNorms = foldBatchNorms(graph, external);
+  report.removedDeadNodes = removeDeadNodes(graph);
+  // IR < 4 lists initializers as graph inputs too: drop those whose initializer is gone
+  const original = new Set((model.graph!.initializer ?? []).map((t) => t.name));
+  const current = new Set(graph.initializer!.map((t) => t.name));
+  graph.input = (graph.input ?? []).filter((v) => !original.has(v.name) || current.has(v.name));
   return { model: { ...model, graph }, report };
 }
 
@@ -107,4 +118,54 @@ function unique(index: GraphIndex, base: string): string {
   let name = base;
   for (let i = 1; index.initializers.has(name) || index.producer.has(name); i++) name = `${base}_${i}`;
   return name;
+}
+
+/** Stands for a dynamic dimension during folding; an exact match means "copy this dimension". */
+const DYNAMIC = -1000003;
+
+/**
+ * Replaces computed Reshape targets with constants. A target entry that is exactly the dynamic
+ * batch dimension of the Reshape's input becomes 0 (ONNX: copy the input's dimension), so the
+ * folded graph still takes any batch size.
+ */
+function foldReshapeTargets(model: ModelProto, external?: ExternalFiles): number {
+  const graph = model.graph!;
+  const index = new GraphIndex(graph);
+  const inputs = new Map<string, number[]>();
+  for (const v of index.dataInputs()) {
+    const dims = v.type?.tensorType?.shape?.dim;
+    if (dims) inputs.set(v.name!, dims.map((d) => (d.dimValue && d.dimValue > 0 ? d.dimValue : DYNAMIC)));
+  }
+  const { shapes, values } = inferShapes(model, inputs, external);
+  let folded = 0;
+  graph.node = (graph.node ?? []).map((n) => {
+    const target = n.input?.[1];
+    if (n.opType !== 'Reshape' || !target || index.initializers.has(target)) return n;
+    const value = values.get(target);
+    const inShape = shapes.get(n.input![0]!);
+    if (!value || !inShape) return n;
+    const fixed = value.map((d, i) => (d === DYNAMIC && inShape[i] === DYNAMIC ? 0 : d));
+    if (fixed.some((d) => d < -1) || (fixed.includes(0) && attrInt(n, 'allowzero', 0) === 1)) return n;
+    const name = `${target}_folded`;
+    graph.initializer!.push(int64Tensor(name, [fixed.length], fixed));
+    folded++;
+    return { ...n, input: [n.input![0]!, name] };
+  });
+  return folded;
+}
+
+/** Drops nodes none of whose outputs is used, repeatedly, and the initializers they alone used. */
+function removeDeadNodes(graph: GraphProto): number {
+  let removed = 0;
+  for (;;) {
+    const index = new GraphIndex(graph);
+    const live = (graph.node ?? []).filter((n) => (n.output ?? []).some((o) => o && (index.consumersOf(o).length > 0 || index.graphOutputs.has(o))));
+    if (live.length === (graph.node ?? []).length) break;
+    removed += (graph.node ?? []).length - live.length;
+    graph.node = live;
+  }
+  const used = new Set((graph.node ?? []).flatMap((n) => n.input ?? []));
+  const outputs = new Set((graph.output ?? []).map((o) => o.name));
+  graph.initializer = (graph.initializer ?? []).filter((t) => used.has(t.name!) || outputs.has(t.name));
+  return removed;
 }

@@ -63,3 +63,29 @@ describe('quantizable layers and activation quantizers', () => {
     expect(points).toEqual(['stem.relu_out', 'b1.relu1_out', 'b1.relu2_out', 'b2.relu1_out', 'b2.relu2_out']);
   });
 });
+
+describe('shape-chain folding', () => {
+  it('folds the Shape→Gather→Unsqueeze→Concat→Reshape flatten that PyTorch emits, keeping the batch dynamic', async () => {
+    const model = tinyResNet(4);
+    const g = model.graph!;
+    const at = g.node!.findIndex((n) => n.name === 'flatten');
+    const { int64Tensor } = await import('../onnx/tensor-data');
+    g.initializer!.push(int64Tensor('zero', [], [0]), int64Tensor('minus1', [1], [-1]), int64Tensor('axes0', [1], [0]));
+    g.node!.splice(
+      at,
+      1,
+      { name: 'shape', opType: 'Shape', input: ['pool_out'], output: ['s'] },
+      { name: 'gather', opType: 'Gather', input: ['s', 'zero'], output: ['n'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+      { name: 'unsq', opType: 'Unsqueeze', input: ['n', 'axes0'], output: ['n1'] },
+      { name: 'cat', opType: 'Concat', input: ['n1', 'minus1'], output: ['target'], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+      { name: 'flatten', opType: 'Reshape', input: ['pool_out', 'target'], output: ['flatten_out'] },
+    );
+    const { model: out, report } = canonicalize(model);
+    expect(report.foldedShapeChains).toBe(1);
+    expect(out.graph!.node!.map((n) => n.opType)).not.toContain('Shape');
+    expect(out.graph!.node!.map((n) => n.opType)).not.toContain('Concat');
+    const x = randn(4 * 64, rng(2));
+    const [a, b] = [await logits(model, x), await logits(out, x)];
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]!, 4);
+  });
+});

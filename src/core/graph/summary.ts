@@ -1,10 +1,8 @@
 import type { ModelProto, ValueInfo } from '../onnx/schema';
 import { DataType } from '../onnx/schema';
-import { encodeModel } from '../onnx/codec';
 import { attrInt } from './attributes';
 import { findQuantLayers, type LayerKind } from './layers';
-import { withOutputs } from '../quant/calibrate';
-import { ModelSession } from '../eval/runtime';
+import { inferShapes } from './shapes';
 
 export interface TensorInfo {
   readonly name: string;
@@ -46,17 +44,17 @@ function info(v: ValueInfo): TensorInfo {
 }
 
 /**
- * What a user needs to know about a model before quantizing it. MACs come from the real output
- * shapes, measured by one ONNX Runtime pass on a zero image of batch 1, when the input shape allows it.
+ * What a user needs to know about a model before quantizing it. MACs come from static shape
+ * inference at batch 1, when the input shape allows it.
  */
-export async function summarizeModel(model: ModelProto): Promise<ModelSummary> {
+export function summarizeModel(model: ModelProto): ModelSummary {
   const graph = model.graph!;
   const initNames = new Set((graph.initializer ?? []).map((t) => t.name));
   const inputs = (graph.input ?? []).filter((v) => !initNames.has(v.name)).map(info);
   const ops: Record<string, number> = {};
   for (const n of graph.node ?? []) ops[n.opType ?? '?'] = (ops[n.opType ?? '?'] ?? 0) + 1;
   const layers = findQuantLayers(model);
-  const macs = await measureMacs(model, inputs, layers);
+  const macs = countMacs(model, inputs, layers);
   const summaries = layers.map((l, i) => ({ name: l.name, kind: l.kind, weightShape: l.weightDims, params: l.params, macs: macs?.[i] ?? null, isFirst: l.isFirst, isLast: l.isLast }));
   const opset = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
   return {
@@ -72,28 +70,23 @@ export async function summarizeModel(model: ModelProto): Promise<ModelSummary> {
   };
 }
 
-async function measureMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: ReturnType<typeof findQuantLayers>): Promise<number[] | null> {
-  const input = inputs[0];
-  if (inputs.length !== 1 || !input || input.type !== 'float') return null;
-  const shape = input.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : NaN));
-  if (shape.some(Number.isNaN) || (typeof input.shape[0] === 'number' && input.shape[0] !== 1)) return null;
-  const outs = layers.map((l) => l.node.output![0]!);
+/** MACs per image from inferred shapes at batch 1; null when the shapes cannot be inferred. */
+function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: ReturnType<typeof findQuantLayers>): number[] | null {
+  const shapes = new Map(inputs.map((i) => [i.name, i.shape.map((d, k) => (typeof d === 'number' ? d : k === 0 ? 1 : NaN))] as const));
+  if ([...shapes.values()].some((s) => s.some(Number.isNaN))) return null;
+  let info;
   try {
-    const session = await ModelSession.create(encodeModel(withOutputs(model, outs)), 'none');
-    try {
-      const res = await session.run(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape, outs);
-      return layers.map((l, i) => {
-        const out = res.get(outs[i]!)!;
-        const elems = out.data.length;
-        const w = l.weightDims;
-        if (l.kind === 'conv') return (elems * w.slice(1).reduce((a, b) => a * b, 1));
-        const k = l.kind === 'gemm' && attrInt(l.node, 'transB', 0) ? w[1]! : w[0]!;
-        return elems * k;
-      });
-    } finally {
-      await session.release();
-    }
+    info = inferShapes(model, shapes);
   } catch {
     return null;
   }
+  const macs = layers.map((l) => {
+    const out = info.shapes.get(l.node.output![0]!);
+    if (!out) return NaN;
+    const elems = out.reduce((a, b) => a * b, 1);
+    const w = l.weightDims;
+    if (l.kind === 'conv') return elems * w.slice(1).reduce((a, b) => a * b, 1);
+    return elems * (l.kind === 'gemm' && attrInt(l.node, 'transB', 0) ? w[1]! : w[0]!);
+  });
+  return macs.some(Number.isNaN) ? null : macs;
 }
