@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadModel, ModelInputError, runQuantization } from '../core/pipeline';
-import { OnnxDecodeError } from '../core/onnx/codec';
+import { decodeModel, encodeModel, OnnxDecodeError } from '../core/onnx/codec';
 import { DatasetError, labelImages } from '../core/data/image-set';
 import { FASHION_MNIST, PreprocessError, proposePreprocess, type PreprocessSpec } from '../core/data/preprocess';
 import { ImageBatches } from '../core/data/batches';
@@ -10,7 +10,7 @@ import { ModelSession } from '../core/eval/runtime';
 import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
 import { parsePlan, PlanError, DEFAULT_PLAN } from '../core/plan';
 import { CancelledError } from '../core/events';
-import { UnsupportedTensorError } from '../core/onnx/tensor-data';
+import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
 import { ImageDecodeError } from '../core/data/png';
 import { readImageFolder } from './files';
 import { finishReporter, terminalReporter } from './progress';
@@ -70,20 +70,30 @@ async function readLabels(path: string | undefined): Promise<string[] | undefine
   return text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 }
 
-async function readModel(path: string | undefined): Promise<{ bytes: Uint8Array; name: string }> {
+/** The model file and the external-data files it names, read from beside it. */
+async function readModel(path: string | undefined): Promise<{ bytes: Uint8Array; name: string; external: Map<string, Uint8Array> }> {
   if (!path) throw new UsageError('give the model: lowbit <command> MODEL.onnx');
-  const bytes = await readFile(path).catch(() => {
-    throw new UsageError(`${path}: cannot read the model file`);
-  });
-  return { bytes: new Uint8Array(bytes), name: basename(path) };
+  const bytes = new Uint8Array(
+    await readFile(path).catch(() => {
+      throw new UsageError(`${path}: cannot read the model file`);
+    }),
+  );
+  const external = new Map<string, Uint8Array>();
+  for (const location of externalLocations(decodeModel(bytes))) {
+    const file = join(dirname(path), location);
+    external.set(location, new Uint8Array(await readFile(file).catch(() => {
+      throw new UsageError(`${path} keeps its weights in ${file}, which cannot be read`);
+    })));
+  }
+  return { bytes, name: basename(path), external };
 }
 
 const pct = (x: number | undefined | null): string => (x == null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
 
 async function inspect(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean' } }, allowPositionals: true });
-  const { bytes } = await readModel(positionals[0]);
-  const { summary } = await loadModel(bytes);
+  const { bytes, external } = await readModel(positionals[0]);
+  const { summary } = await loadModel(bytes, external);
   if (values.json) {
     console.log(JSON.stringify(summary, null, 2));
     return;
@@ -103,16 +113,16 @@ async function inspect(args: string[]): Promise<void> {
 
 async function evalCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args, options: { val: { type: 'string' }, ...PREPROCESS_OPTIONS }, allowPositionals: true });
-  const { bytes } = await readModel(positionals[0]);
+  const { bytes, external } = await readModel(positionals[0]);
   if (!values.val) throw new UsageError('eval needs --val DIR (class sub-folders of images)');
-  const { summary } = await loadModel(bytes);
+  const { summary, proto } = await loadModel(bytes, external);
   const spec = preprocessFrom(values, summary);
   const files = await readImageFolder(values.val);
   const set = labelImages(files.map((f) => f.path), await readLabels(values.labels));
   if (!set.classes) throw new DatasetError(`${values.val}: images need class sub-folders to be evaluated`);
   const byPath = new Map(files.map((f) => [f.path, f]));
   const batch = typeof summary.inputs[0]?.shape[0] === 'number' ? (summary.inputs[0].shape[0] as number) : 32;
-  const session = await ModelSession.create(bytes, 'all');
+  const session = await ModelSession.create(external.size ? encodeModel(proto) : bytes, 'all');
   const acc = await evaluateAccuracy(session, new ImageBatches(set.images.map((i) => byPath.get(i.path)!), spec, batch), set.images.map((i) => i.label!));
   await session.release();
   if (values.json) console.log(JSON.stringify(acc));
@@ -144,7 +154,7 @@ async function quantize(args: string[]): Promise<void> {
     abits: values.abits === 'none' ? null : Number(values.abits),
     headStem8bit: !values['no-head-stem-8bit'],
   });
-  const { summary } = await loadModel(model.bytes);
+  const { summary } = await loadModel(model.bytes, model.external);
   const preprocess = preprocessFrom(values, summary);
   const calib = await readImageFolder(values.calib);
   const val = values.val ? await readImageFolder(values.val) : [];
@@ -154,7 +164,7 @@ async function quantize(args: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   try {
     const { report, exported } = await runQuantization(
-      { model: model.bytes, modelName: model.name, calib, val, preprocess, plan, ...(classNames ? { classNames } : {}) },
+      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, ...(classNames ? { classNames } : {}) },
       terminalReporter(process.stderr, values.json === true),
       controller.signal,
     );

@@ -13,7 +13,7 @@ import { collectRanges } from './quant/calibrate';
 import { dequantizeTensor, minMaxPerTensor, type QuantParams } from './quant/quantizer';
 import { roundToNearest } from './methods/rtn';
 import { exportQdq } from './export/qdq';
-import { tensorToFloat32 } from './onnx/tensor-data';
+import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
 import { weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
 
@@ -74,8 +74,12 @@ export interface LoadedModel {
   readonly summary: ModelSummary;
 }
 
-export async function loadModel(bytes: Uint8Array): Promise<LoadedModel> {
-  const proto = decodeModel(bytes);
+/** Decodes a model with its external data inlined: everything downstream sees one self-contained model. */
+export async function loadModel(bytes: Uint8Array, external?: ExternalFiles): Promise<LoadedModel> {
+  const decoded = decodeModel(bytes);
+  const missing = externalLocations(decoded).filter((l) => !external?.has(l));
+  if (missing.length) throw new ModelInputError(`the model keeps its weights in ${missing.map((m) => `"${m}"`).join(', ')}; add ${missing.length > 1 ? 'those files' : 'that file'} next to the model`);
+  const proto = inlineExternalData(decoded, external);
   return { proto, summary: summarizeModel(proto) };
 }
 
@@ -119,7 +123,9 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     return result;
   };
 
-  const { proto, summary } = await stage('load', async () => loadModel(input.model));
+  const { proto, summary } = await stage('load', async () => loadModel(input.model, input.external));
+  // ORT takes one buffer: re-encode only when weights had to be inlined from external files
+  const selfContained = input.external?.size ? encodeModel(proto) : input.model;
   const bs = batchSize(summary, input.preprocess);
   if (input.calib.length === 0) throw new DatasetError('no calibration images were given');
   const val = input.val.length ? labelImages(input.val.map((f) => f.path), input.classNames) : null;
@@ -141,8 +147,8 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     });
   };
 
-  const fp = await evaluate(input.model, 'all', 'fp-eval');
-  const { model: canonical, report: canonReport } = canonicalize(proto, input.external);
+  const fp = await evaluate(selfContained, 'all', 'fp-eval');
+  const { model: canonical, report: canonReport } = canonicalize(proto);
   const layers = findQuantLayers(canonical);
   if (layers.length === 0) throw new ModelInputError('the model has no Conv, Gemm or MatMul layer with constant weights: nothing to quantize');
 
@@ -161,7 +167,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   const weights = await stage('quantize', async (progress) =>
     layers.map((layer, i) => {
       throwIfAborted(signal);
-      const q = roundToNearest(layer, weightBitsFor(layer, plan), input.external);
+      const q = roundToNearest(layer, weightBitsFor(layer, plan));
       progress(i + 1, layers.length);
       return q;
     }),
@@ -169,10 +175,10 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   const layerReports: LayerReport[] = weights.map((w) => ({
     name: w.layer.name,
     wbits: w.params.bits,
-    weightSqnrDb: sqnrDb(tensorToFloat32(w.layer.weightTensor, input.external), dequantizeTensor(w.codes, w.layer.weightDims, w.params)),
+    weightSqnrDb: sqnrDb(tensorToFloat32(w.layer.weightTensor), dequantizeTensor(w.codes, w.layer.weightDims, w.params)),
   }));
 
-  const exported = await stage('export', async () => encodeModel(exportQdq({ model: canonical, weights, activations, external: input.external })));
+  const exported = await stage('export', async () => encodeModel(exportQdq({ model: canonical, weights, activations })));
   const quant = await evaluate(exported, 'none', 'quant-eval');
   const exportedAcc = await evaluate(exported, 'all', 'exported-eval');
 

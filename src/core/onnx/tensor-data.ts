@@ -1,4 +1,4 @@
-import { DataType, type TensorProto } from './schema';
+import { DataType, type ModelProto, type TensorProto } from './schema';
 
 export class UnsupportedTensorError extends Error {
   override name = 'UnsupportedTensorError';
@@ -147,4 +147,32 @@ export function unpackSubByte(bytes: Uint8Array, n: number, bits: 4 | 2, signed:
     out[i] = v;
   }
   return out;
+}
+
+/** Names of the external-data files a model refers to. */
+export function externalLocations(model: ModelProto): string[] {
+  const out = new Set<string>();
+  for (const t of model.graph?.initializer ?? []) {
+    if (t.dataLocation !== 1) continue;
+    const loc = t.externalData?.find((e) => e.key === 'location')?.value;
+    if (loc) out.add(loc);
+  }
+  return [...out];
+}
+
+/**
+ * The model with every externally stored initializer turned into raw_data (views into the
+ * external buffers, not copies), so that it can be handed to ONNX Runtime as one buffer and
+ * exported self-contained.
+ */
+export function inlineExternalData(model: ModelProto, external?: ExternalFiles): ModelProto {
+  const inits = model.graph?.initializer ?? [];
+  if (!inits.some((t) => t.dataLocation === 1)) return model;
+  const initializer = inits.map((t) => {
+    if (t.dataLocation !== 1) return t;
+    const rawData = tensorBytes(t, external)!;
+    const { externalData: _e, dataLocation: _d, ...rest } = t;
+    return { ...rest, rawData };
+  });
+  return { ...model, graph: { ...model.graph!, initializer } };
 }
