@@ -16,10 +16,10 @@ export function LayerChart({ layers, dark }: { layers: readonly LayerReport[]; d
     chart.setOption({
       backgroundColor: 'transparent',
       animation: false,
-      grid: { left: 48, right: 16, top: 16, bottom: 72 },
+      grid: { left: 60, right: 16, top: 16, bottom: 72 },
       tooltip: { trigger: 'axis', valueFormatter: (v: number) => `${v.toFixed(1)} dB` },
       xAxis: { type: 'category', data: layers.map((l) => l.name), axisLabel: { rotate: 40, fontSize: 10 } },
-      yAxis: { type: 'value', name: 'dB', nameTextStyle: { fontSize: 10 } },
+      yAxis: { type: 'value', axisLabel: { formatter: '{value} dB', fontSize: 10 } },
       series: [{ type: 'bar', name: 'weight SQNR', data: layers.map((l) => Number(l.weightSqnrDb.toFixed(2))), itemStyle: { color: '#4f7cff' } }],
     });
     const resize = () => chart.resize();

@@ -2,7 +2,7 @@ import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/sch
 import { floatTensor, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
 import { attrFloat, attrInt } from './attributes';
 import { GraphIndex } from './graph-index';
-import { inferShapes } from './shapes';
+import { inferShapes, type ShapeInfo } from './shapes';
 import { int64Tensor } from '../onnx/tensor-data';
 
 export interface CanonicalizeReport {
@@ -10,6 +10,8 @@ export interface CanonicalizeReport {
   removedIdentities: number;
   /** Reshape targets computed by Shape→Gather→…→Concat chains, replaced by constants. */
   foldedShapeChains: number;
+  /** MatMul + Add(bias) on 2-D inputs with constant weights, rewritten as one Gemm. */
+  fusedLinear: number;
   removedDeadNodes: number;
 }
 
@@ -21,9 +23,11 @@ export interface CanonicalizeReport {
  */
 export function canonicalize(model: ModelProto, external?: ExternalFiles): { model: ModelProto; report: CanonicalizeReport } {
   const graph: GraphProto = { ...model.graph!, node: [...(model.graph!.node ?? [])], initializer: [...(model.graph!.initializer ?? [])] };
-  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0, foldedShapeChains: 0, removedDeadNodes: 0 };
+  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0, foldedShapeChains: 0, fusedLinear: 0, removedDeadNodes: 0 };
   report.removedIdentities = removePassThrough(graph);
-  report.foldedShapeChains = foldReshapeTargets({ ...model, graph }, external);
+  const shapes = inferWithDynamicDims({ ...model, graph }, external);
+  report.foldedShapeChains = foldReshapeTargets(graph, shapes);
+  report.fusedLinear = fuseMatMulAdd(graph, shapes);
   report.foldedBatchNorms = foldBatchNorms(graph, external);
   report.removedDeadNodes = removeDeadNodes(graph);
   // IR < 4 lists initializers as graph inputs too: drop those whose initializer is gone
@@ -128,15 +132,18 @@ const DYNAMIC = -1000003;
  * batch dimension of the Reshape's input becomes 0 (ONNX: copy the input's dimension), so the
  * folded graph still takes any batch size.
  */
-function foldReshapeTargets(model: ModelProto, external?: ExternalFiles): number {
-  const graph = model.graph!;
-  const index = new GraphIndex(graph);
+function inferWithDynamicDims(model: ModelProto, external?: ExternalFiles): ShapeInfo {
+  const index = new GraphIndex(model.graph!);
   const inputs = new Map<string, number[]>();
   for (const v of index.dataInputs()) {
     const dims = v.type?.tensorType?.shape?.dim;
     if (dims) inputs.set(v.name!, dims.map((d) => (d.dimValue && d.dimValue > 0 ? d.dimValue : DYNAMIC)));
   }
-  const { shapes, values } = inferShapes(model, inputs, external);
+  return inferShapes(model, inputs, external);
+}
+
+function foldReshapeTargets(graph: GraphProto, { shapes, values }: ShapeInfo): number {
+  const index = new GraphIndex(graph);
   let folded = 0;
   graph.node = (graph.node ?? []).map((n) => {
     const target = n.input?.[1];
@@ -168,4 +175,35 @@ function removeDeadNodes(graph: GraphProto): number {
   const outputs = new Set((graph.output ?? []).map((o) => o.name));
   graph.initializer = (graph.initializer ?? []).filter((t) => used.has(t.name!) || outputs.has(t.name));
   return removed;
+}
+
+/**
+ * tf2onnx and Keras exports write a dense layer as MatMul followed by Add(bias). On 2-D inputs
+ * that is exactly Gemm(transB=0), which makes it one quantizable layer with its bias.
+ */
+function fuseMatMulAdd(graph: GraphProto, { shapes }: ShapeInfo): number {
+  const index = new GraphIndex(graph);
+  let fused = 0;
+  const drop = new Set<NodeProto>();
+  const replace = new Map<NodeProto, NodeProto>();
+  for (const mm of graph.node ?? []) {
+    if (mm.opType !== 'MatMul') continue;
+    const [x, w] = mm.input ?? [];
+    const out = mm.output?.[0];
+    const wt = index.initializers.get(w ?? '');
+    if (!x || !out || !wt || wt.dims?.length !== 2 || shapes.get(x)?.length !== 2) continue;
+    const add = index.soleUse(out);
+    if (add?.opType !== 'Add') continue;
+    const biasName = add.input?.find((i) => i !== out);
+    const bias = index.initializers.get(biasName ?? '');
+    const n = wt.dims[1]!;
+    if (!bias || (bias.dims ?? []).reduce((a, b) => a * b, 1) !== n || (bias.dims ?? []).length > 2) continue;
+    const flatBias = bias.dims?.length === 1 ? biasName! : `${biasName}_flat`;
+    if (flatBias !== biasName) graph.initializer!.push({ ...bias, name: flatBias, dims: [n] });
+    replace.set(mm, { name: mm.name || add.name, opType: 'Gemm', input: [x, w!, flatBias], output: [add.output![0]!] });
+    drop.add(add);
+    fused++;
+  }
+  graph.node = (graph.node ?? []).filter((n) => !drop.has(n)).map((n) => replace.get(n) ?? n);
+  return fused;
 }

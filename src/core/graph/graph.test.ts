@@ -89,3 +89,46 @@ describe('shape-chain folding', () => {
     for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]!, 4);
   });
 });
+
+describe('MatMul + Add', () => {
+  it('becomes one Gemm layer with its bias, computing the same function', async () => {
+    const model = tinyResNet(8);
+    const g = model.graph!;
+    const fc = g.node!.findIndex((n) => n.name === 'fc');
+    const { floatTensor, tensorToFloat32 } = await import('../onnx/tensor-data');
+    const w = g.initializer!.find((t) => t.name === 'fc.weight')!;
+    const [K, C] = [w.dims![0]!, w.dims![1]!];
+    const wv = tensorToFloat32(w);
+    const wt = new Float32Array(C * K);
+    for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) wt[c * K + k] = wv[k * C + c]!;
+    g.initializer!.push(floatTensor('fc.wT', [C, K], wt), { ...g.initializer!.find((t) => t.name === 'fc.bias')!, name: 'fc.b2', dims: [1, K] });
+    g.node!.splice(fc, 1, { name: 'mm', opType: 'MatMul', input: ['flatten_out', 'fc.wT'], output: ['mm_out'] }, { name: 'addb', opType: 'Add', input: ['fc.b2', 'mm_out'], output: ['logits'] });
+    const { model: out, report } = canonicalize(model);
+    expect(report.fusedLinear).toBe(1);
+    const layers = findQuantLayers(out);
+    expect(layers.at(-1)).toMatchObject({ kind: 'gemm', channelAxis: 1, isLast: true });
+    expect(layers.at(-1)!.bias).not.toBeNull();
+    const x = randn(4 * 64, rng(6));
+    const [a, b] = [await logits(model, x), await logits(out, x)];
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]!, 4);
+  });
+});
+
+describe('activationKind', () => {
+  it('recognises Clip(0, 6) as ReLU6 with bounds as inputs or as attributes', async () => {
+    const { activationKind } = await import('./layers');
+    const { GraphIndex } = await import('./graph-index');
+    const { floatTensor } = await import('../onnx/tensor-data');
+    const graph = {
+      node: [
+        { opType: 'Clip', input: ['x', 'lo', 'hi'], output: ['a'] },
+        { opType: 'Clip', input: ['x'], output: ['b'], attribute: [{ name: 'min', type: 1, f: 0 }, { name: 'max', type: 1, f: 6 }] },
+        { opType: 'Clip', input: ['x', 'lo', 'one'], output: ['c'] },
+        { opType: 'Relu', input: ['x'], output: ['d'] },
+      ],
+      initializer: [floatTensor('lo', [], Float32Array.of(0)), floatTensor('hi', [], Float32Array.of(6)), floatTensor('one', [], Float32Array.of(1))],
+    };
+    const index = new GraphIndex(graph);
+    expect(graph.node.map((n) => activationKind(n, index))).toEqual(['relu6', 'relu6', 'clip', 'relu']);
+  });
+});

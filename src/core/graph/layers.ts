@@ -1,5 +1,5 @@
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/schema';
-import { elementCount } from '../onnx/tensor-data';
+import { elementCount, tensorToFloat32 } from '../onnx/tensor-data';
 import { attrInt } from './attributes';
 import { GraphIndex } from './graph-index';
 
@@ -81,4 +81,39 @@ export function activationQuantPoints(model: ModelProto): string[] {
     }
   }
   return points;
+}
+
+export type ActivationKind = 'relu' | 'relu6' | 'clip' | 'leaky-relu' | 'sigmoid' | 'hard-sigmoid' | 'hard-swish';
+
+/**
+ * What an activation node computes. Clip(0, 6), whether its bounds are attributes (opset < 11)
+ * or constant inputs, is ReLU6: MobileNet exports use it and the engine has a kernel for it.
+ */
+export function activationKind(node: NodeProto, index: GraphIndex): ActivationKind | null {
+  switch (node.opType) {
+    case 'Relu':
+      return 'relu';
+    case 'LeakyRelu':
+      return 'leaky-relu';
+    case 'Sigmoid':
+      return 'sigmoid';
+    case 'HardSigmoid':
+      return 'hard-sigmoid';
+    case 'HardSwish':
+      return 'hard-swish';
+    case 'Clip': {
+      const bound = (i: number, attr: string): number | undefined => {
+        const t = index.constant(node.input?.[i]);
+        if (t) return tensorToFloat32(t)[0];
+        return node.attribute?.find((a) => a.name === attr)?.f;
+      };
+      const lo = bound(1, 'min');
+      const hi = bound(2, 'max');
+      if (lo === 0 && hi === 6) return 'relu6';
+      if (lo === 0 && hi === undefined) return 'relu';
+      return 'clip';
+    }
+    default:
+      return null;
+  }
 }
