@@ -25,7 +25,7 @@ const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] --method rtn [--wbits N] [--abits N|none]
-                  [--no-head-stem-8bit] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
+                  [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
 const PREPROCESS_OPTIONS = {
@@ -139,6 +139,7 @@ async function quantize(args: string[]): Promise<void> {
       wbits: { type: 'string', default: String(DEFAULT_PLAN.wbits) },
       abits: { type: 'string', default: String(DEFAULT_PLAN.abits) },
       'no-head-stem-8bit': { type: 'boolean' },
+      'weight-format': { type: 'string', default: 'integer' },
       output: { type: 'string', short: 'o' },
       report: { type: 'string' },
       ...PREPROCESS_OPTIONS,
@@ -154,6 +155,8 @@ async function quantize(args: string[]): Promise<void> {
     abits: values.abits === 'none' ? null : Number(values.abits),
     headStem8bit: !values['no-head-stem-8bit'],
   });
+  const weightFormat = values['weight-format'];
+  if (weightFormat !== 'integer' && weightFormat !== 'float') throw new UsageError('--weight-format must be integer or float');
   const { summary } = await loadModel(model.bytes, model.external);
   const preprocess = preprocessFrom(values, summary);
   const calib = await readImageFolder(values.calib);
@@ -164,7 +167,7 @@ async function quantize(args: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   try {
     const { report, exported } = await runQuantization(
-      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, ...(classNames ? { classNames } : {}) },
+      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}) },
       terminalReporter(process.stderr, values.json === true),
       controller.signal,
     );

@@ -29,6 +29,8 @@ export interface RunInput {
   readonly classNames?: readonly string[];
   readonly preprocess: PreprocessSpec;
   readonly plan: QuantPlan;
+  /** How the export stores weights: integer codes behind DequantizeLinear (default), or dequantized floats. */
+  readonly weightFormat?: 'integer' | 'float';
 }
 
 export interface LayerReport {
@@ -178,7 +180,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     weightSqnrDb: sqnrDb(tensorToFloat32(w.layer.weightTensor), dequantizeTensor(w.codes, w.layer.weightDims, w.params)),
   }));
 
-  const exported = await stage('export', async () => encodeModel(exportQdq({ model: canonical, weights, activations })));
+  const exported = await stage('export', async () => encodeModel(exportQdq({ model: canonical, weights, activations, weightFormat: input.weightFormat ?? 'integer' })));
   const quant = await evaluate(exported, 'none', 'quant-eval');
   const exportedAcc = await evaluate(exported, 'all', 'exported-eval');
 

@@ -51,6 +51,14 @@ describe('QDQ export', () => {
     });
   }
 
+  it('float weight format writes s·(q − z) as float initializers and computes the same as the integer form', async () => {
+    const weights = layers.map((l) => roundToNearest(l, 4));
+    const integer = encodeModel(exportQdq({ model, weights, activations: new Map() }));
+    const float = exportQdq({ model, weights, activations: new Map(), weightFormat: 'float' });
+    expect(float.graph!.node!.some((n) => n.opType === 'DequantizeLinear')).toBe(false);
+    expect(maxAbsDiff(await run(integer, 'none'), await run(float, 'none'))).toBeLessThan(1e-5);
+  });
+
   it('W8A8: fused integer execution (all optimisations) agrees with the node-by-node simulation', async () => {
     const points = activationQuantPoints(model);
     const ranges = await collectRanges(model, points, memoryBatches);

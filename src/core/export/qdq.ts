@@ -2,7 +2,7 @@ import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../
 import { floatTensor, int32Tensor, int8Tensor, packSubByte, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
 import { intAttr } from '../graph/attributes';
 import type { QuantLayer } from '../graph/layers';
-import { roundHalfEven, type QuantParams } from '../quant/quantizer';
+import { dequantizeTensor, roundHalfEven, type QuantParams } from '../quant/quantizer';
 
 /** A layer's weight as integer codes with their parameters (codes laid out like the float weight). */
 export interface QuantizedWeight {
@@ -17,6 +17,11 @@ export interface QdqExportInput {
   /** Activation tensor name → its per-tensor parameters. */
   readonly activations: ReadonlyMap<string, QuantParams>;
   readonly external?: ExternalFiles;
+  /**
+   * 'integer' (default) stores weights as integer codes behind DequantizeLinear, the deployable
+   * form; 'float' stores the dequantized float weights, for runtimes without integer kernels.
+   */
+  readonly weightFormat?: 'integer' | 'float';
 }
 
 /** The ONNX integer type that stores `bits`-bit codes, and the opset it needs. */
@@ -47,7 +52,7 @@ function zeroTensor(name: string, p: QuantParams, dims: number[]): TensorProto {
  * scale = input scale × weight scale. The same graph, run without optimisation, is the studio's
  * fake-quantized model: there is one definition of "the quantized model".
  */
-export function exportQdq({ model, weights, activations, external }: QdqExportInput): ModelProto {
+export function exportQdq({ model, weights, activations, external, weightFormat = 'integer' }: QdqExportInput): ModelProto {
   const src = model.graph!;
   const initializers = new Map((src.initializer ?? []).map((t) => [t.name!, t]));
   const newInits: TensorProto[] = [];
@@ -60,8 +65,13 @@ export function exportQdq({ model, weights, activations, external }: QdqExportIn
     const qw = byNode.get(node);
     if (!qw) continue;
     const { layer, codes, params } = qw;
-    opset = Math.max(opset, storage(params).opset);
     const base = layer.weight;
+    if (weightFormat === 'float') {
+      newInits.push(floatTensor(`${base}_dequantized`, layer.weightDims, dequantizeTensor(codes, layer.weightDims, params)));
+      replacedInputs.set(node, (node.input ?? []).map((n, i) => (i === 1 ? `${base}_dequantized` : n)));
+      continue;
+    }
+    opset = Math.max(opset, storage(params).opset);
     const channels = params.scale.length;
     newInits.push(codesTensor(`${base}_quantized`, layer.weightDims, codes, params));
     newInits.push(floatTensor(`${base}_scale`, params.axis === null ? [] : [channels], params.scale));
