@@ -109,6 +109,10 @@ async function inspect(args: string[]): Promise<void> {
     const role = l.isFirst ? ' (first)' : l.isLast ? ' (last)' : '';
     console.log(`  ${l.name.padEnd(28)} ${l.kind.padEnd(6)} ${shape(l.weightShape).padEnd(18)} params ${String(l.params).padStart(8)}${l.macs !== null ? `  MACs ${String(l.macs).padStart(10)}` : ''}${role}`);
   }
+  if (summary.blocks) {
+    console.log(`blocks (${summary.blocks.length}, BatchNorm folded):`);
+    for (const b of summary.blocks) console.log(`  ${b.id.padEnd(20)} ${b.kind.padEnd(9)} ${b.layers.join(', ')}`);
+  }
 }
 
 async function evalCommand(args: string[]): Promise<void> {

@@ -23,6 +23,18 @@ export function ProjectPanel() {
         <dd>{summary.macs === null ? 'unknown' : fmt(summary.macs)}</dd>
         <dt>Layers</dt>
         <dd>{summary.layers.length} quantizable (Conv / Gemm / MatMul)</dd>
+        {summary.blocks && (
+          <>
+            <dt>Blocks</dt>
+            <dd data-testid="blocks">
+              {summary.blocks.map((b) => (
+                <span key={b.id} className="chip" title={`${b.kind}: ${b.layers.join(', ')}`}>
+                  {b.id}
+                </span>
+              ))}
+            </dd>
+          </>
+        )}
         <dt>Ops</dt>
         <dd>
           {Object.entries(summary.ops)

@@ -3,6 +3,8 @@ import { DataType } from '../onnx/schema';
 import { attrInt } from './attributes';
 import { findQuantLayers, type LayerKind } from './layers';
 import { inferShapes } from './shapes';
+import { canonicalize } from './canonicalize';
+import { partitionModel, PartitionError } from './partition';
 
 export interface TensorInfo {
   readonly name: string;
@@ -32,6 +34,8 @@ export interface ModelSummary {
   readonly layers: readonly LayerSummary[];
   readonly params: number;
   readonly macs: number | null;
+  /** The automatic block partition of the canonicalised model; null when it cannot be made. */
+  readonly blocks: readonly { readonly id: string; readonly kind: string; readonly layers: readonly string[] }[] | null;
 }
 
 function info(v: ValueInfo): TensorInfo {
@@ -67,6 +71,7 @@ export function summarizeModel(model: ModelProto): ModelSummary {
     layers: summaries,
     params: (graph.initializer ?? []).reduce((a, t) => a + (t.dims ?? []).reduce((x, y) => x * y, 1), 0),
     macs: macs ? macs.reduce((a, b) => a + b, 0) : null,
+    blocks: blocksOf(model),
   };
 }
 
@@ -89,4 +94,13 @@ function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: Ret
     return elems * (l.kind === 'gemm' && attrInt(l.node, 'transB', 0) ? w[1]! : w[0]!);
   });
   return macs.some(Number.isNaN) ? null : macs;
+}
+
+function blocksOf(model: ModelProto): ModelSummary['blocks'] {
+  try {
+    return partitionModel(canonicalize(model).model).blocks.map(({ id, kind, layers }) => ({ id, kind, layers }));
+  } catch (e) {
+    if (e instanceof PartitionError) return null;
+    throw e;
+  }
 }
