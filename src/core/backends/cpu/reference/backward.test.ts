@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { roundHalfEven } from '../../../quant/quantizer';
 import { randn, rng } from '../../../testing/tiny-resnet';
 import { size } from '../../../tensor/tensor';
 import { adaroundBackward, adaroundForward, adaroundRegBackward, adaroundRegForward } from './adaround';
@@ -220,7 +221,7 @@ function fakeQuantCase(name: string, x: Nd64, scale: number[], zero: number[], q
   x.data.forEach((v, i) => {
     const c = Math.floor(i / run);
     const u = v / s0[c]!;
-    const r = Math.round(u) - u === 0.5 && Math.round(u) % 2 !== 0 ? Math.round(u) - 1 : Math.round(u);
+    const r = roundHalfEven(u);
     const q = r + zero[c]!;
     delta[i] = r - u;
     if (q < qmin) clamped[i] = qmin;

@@ -38,10 +38,23 @@ function geometry(x: Nd<Floats>, w: Nd<Floats>, a: Conv2dAttrs): Geometry {
   const [sh, sw] = a.strides;
   const [dh, dw] = a.dilations;
   const [pt, pl, pb, pr] = a.pads;
+  if (!(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1) || a.pads.some((p) => p < 0)) {
+    throw new Error(`conv2d: strides and dilations must be ≥ 1 and pads ≥ 0, got ${JSON.stringify(a)}`);
+  }
   const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
   const ow = Math.floor((wd + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
   if (oh < 1 || ow < 1) throw new Error(`conv2d: the kernel does not fit the ${h}×${wd} input`);
   return { n, c, h, w: wd, m, kh, kw, oh, ow, cg, mg: m / a.group };
+}
+
+/**
+ * The output positions o with 0 ≤ o·stride − pad + offset < size: where a kernel tap at `offset`
+ * lands inside the input. Hoisting this out of the inner loops removes every per-element bounds test.
+ */
+function validRange(pad: number, offset: number, stride: number, inSize: number, outSize: number): [number, number] {
+  const lo = Math.max(0, Math.ceil((pad - offset) / stride));
+  const hi = Math.min(outSize, Math.floor((inSize - 1 + pad - offset) / stride) + 1);
+  return [lo, hi];
 }
 
 export function conv2dForward<D extends Floats>(x: Nd<D>, w: Nd<D>, b: Nd<D> | null, a: Conv2dAttrs): Nd<D> {
@@ -52,32 +65,28 @@ export function conv2dForward<D extends Floats>(x: Nd<D>, w: Nd<D>, b: Nd<D> | n
   const X = x.data;
   const Wt = w.data;
   const y = alloc(X, g.n * g.m * g.oh * g.ow);
-  let o = 0;
+  // one output plane accumulates in float64, one kernel tap at a time, so the inner loop is a contiguous axpy
+  const plane = new Float64Array(g.oh * g.ow);
   for (let n = 0; n < g.n; n++) {
     for (let m = 0; m < g.m; m++) {
+      plane.fill(b ? b.data[m]! : 0);
       const c0 = Math.floor(m / g.mg) * g.cg;
-      const bias = b ? b.data[m]! : 0;
-      for (let oy = 0; oy < g.oh; oy++) {
-        for (let ox = 0; ox < g.ow; ox++) {
-          let acc = bias;
-          for (let ic = 0; ic < g.cg; ic++) {
-            const xPlane = (n * g.c + c0 + ic) * g.h;
-            const wBase = (m * g.cg + ic) * g.kh;
-            for (let ky = 0; ky < g.kh; ky++) {
-              const iy = oy * sh - pt + ky * dh;
-              if (iy < 0 || iy >= g.h) continue;
-              const xRow = (xPlane + iy) * g.w;
-              const wRow = (wBase + ky) * g.kw;
-              for (let kx = 0; kx < g.kw; kx++) {
-                const ix = ox * sw - pl + kx * dw;
-                if (ix < 0 || ix >= g.w) continue;
-                acc += X[xRow + ix]! * Wt[wRow + kx]!;
-              }
+      for (let ic = 0; ic < g.cg; ic++) {
+        const xPlane = (n * g.c + c0 + ic) * g.h;
+        for (let ky = 0; ky < g.kh; ky++) {
+          const [oy0, oy1] = validRange(pt, ky * dh, sh, g.h, g.oh);
+          for (let kx = 0; kx < g.kw; kx++) {
+            const [ox0, ox1] = validRange(pl, kx * dw, sw, g.w, g.ow);
+            const wv = Wt[((m * g.cg + ic) * g.kh + ky) * g.kw + kx]!;
+            for (let oy = oy0; oy < oy1; oy++) {
+              const xRow = (xPlane + oy * sh - pt + ky * dh) * g.w - pl + kx * dw;
+              const yRow = oy * g.ow;
+              for (let ox = ox0; ox < ox1; ox++) plane[yRow + ox]! += wv * X[xRow + ox * sw]!;
             }
           }
-          y[o++] = acc;
         }
       }
+      y.set(plane, (n * g.m + m) * plane.length);
     }
   }
   return { shape: [g.n, g.m, g.oh, g.ow], data: y };
@@ -90,10 +99,7 @@ export interface Conv2dGrads<D extends Floats> {
   db: Nd<D>;
 }
 
-/**
- * Each gradient element is gathered into its own float64 accumulator (no scatter), so results do
- * not depend on summation order across threads when a fast backend splits the same loops.
- */
+/** The same loops as the forward pass, run per kernel tap over the valid output positions. */
 export function conv2dBackward<D extends Floats>(x: Nd<D>, w: Nd<D>, dy: Nd<D>, a: Conv2dAttrs): Conv2dGrads<D> {
   const g = geometry(x, w, a);
   const [dn, dm, doh, dow] = nchw(dy, 'conv2d dy');
@@ -119,67 +125,38 @@ export function conv2dBackward<D extends Floats>(x: Nd<D>, w: Nd<D>, dy: Nd<D>, 
   }
 
   const dW = alloc(X, Wt.length);
+  // dx is a scatter (each input feeds several outputs): it accumulates in float64 and is rounded once
+  const dx64 = new Float64Array(X.length);
   for (let m = 0; m < g.m; m++) {
     const c0 = Math.floor(m / g.mg) * g.cg;
     for (let ic = 0; ic < g.cg; ic++) {
       for (let ky = 0; ky < g.kh; ky++) {
+        const [oy0, oy1] = validRange(pt, ky * dh, sh, g.h, g.oh);
         for (let kx = 0; kx < g.kw; kx++) {
+          const [ox0, ox1] = validRange(pl, kx * dw, sw, g.w, g.ow);
+          const k = ((m * g.cg + ic) * g.kh + ky) * g.kw + kx;
+          const wv = Wt[k]!;
           let acc = 0;
           for (let n = 0; n < g.n; n++) {
             const xPlane = (n * g.c + c0 + ic) * g.h;
             const dyPlane = (n * g.m + m) * g.oh;
-            for (let oy = 0; oy < g.oh; oy++) {
-              const iy = oy * sh - pt + ky * dh;
-              if (iy < 0 || iy >= g.h) continue;
-              const xRow = (xPlane + iy) * g.w;
+            for (let oy = oy0; oy < oy1; oy++) {
+              const xRow = (xPlane + oy * sh - pt + ky * dh) * g.w - pl + kx * dw;
               const dyRow = (dyPlane + oy) * g.ow;
-              for (let ox = 0; ox < g.ow; ox++) {
-                const ix = ox * sw - pl + kx * dw;
-                if (ix < 0 || ix >= g.w) continue;
-                acc += DY[dyRow + ox]! * X[xRow + ix]!;
+              for (let ox = ox0; ox < ox1; ox++) {
+                const d = DY[dyRow + ox]!;
+                acc += d * X[xRow + ox * sw]!;
+                dx64[xRow + ox * sw]! += d * wv;
               }
             }
           }
-          dW[((m * g.cg + ic) * g.kh + ky) * g.kw + kx] = acc;
+          dW[k] = acc;
         }
       }
     }
   }
-
-  // dx[iy] collects every (oy, ky) with oy·sh − pt + ky·dh = iy: the strided positions it was read from
   const dx = alloc(X, X.length);
-  let o = 0;
-  for (let n = 0; n < g.n; n++) {
-    for (let c = 0; c < g.c; c++) {
-      const group = Math.floor(c / g.cg);
-      const ic = c - group * g.cg;
-      for (let iy = 0; iy < g.h; iy++) {
-        for (let ix = 0; ix < g.w; ix++) {
-          let acc = 0;
-          for (let m = group * g.mg; m < (group + 1) * g.mg; m++) {
-            const dyPlane = (n * g.m + m) * g.oh;
-            const wBase = (m * g.cg + ic) * g.kh;
-            for (let ky = 0; ky < g.kh; ky++) {
-              const ty = iy + pt - ky * dh;
-              if (ty < 0 || ty % sh !== 0) continue;
-              const oy = ty / sh;
-              if (oy >= g.oh) continue;
-              const dyRow = (dyPlane + oy) * g.ow;
-              const wRow = (wBase + ky) * g.kw;
-              for (let kx = 0; kx < g.kw; kx++) {
-                const tx = ix + pl - kx * dw;
-                if (tx < 0 || tx % sw !== 0) continue;
-                const ox = tx / sw;
-                if (ox >= g.ow) continue;
-                acc += DY[dyRow + ox]! * Wt[wRow + kx]!;
-              }
-            }
-          }
-          dx[o++] = acc;
-        }
-      }
-    }
-  }
+  dx.set(dx64);
 
   return { dx: { shape: [...x.shape], data: dx }, dw: { shape: [...w.shape], data: dW }, db: { shape: [g.m], data: db } };
 }

@@ -51,6 +51,7 @@ function windows(x: Nd<Floats>, a: Pool2dAttrs, op: string): Windows {
   const [n, c, h, w] = nchw(x, op);
   const [kh, kw] = a.kernel;
   const [pt, pl, pb, pr] = a.pads;
+  if (!(a.strides[0] >= 1 && a.strides[1] >= 1) || a.pads.some((p) => p < 0)) throw new Error(`${op}: strides must be ≥ 1 and pads ≥ 0`);
   // ONNX requires pads < kernel, which guarantees every window holds at least one real element
   if (pt >= kh || pb >= kh || pl >= kw || pr >= kw) throw new Error(`${op}: pads [${a.pads.join(', ')}] must be smaller than the kernel`);
   const oh = Math.floor((h + pt + pb - kh) / a.strides[0]) + 1;
