@@ -3,6 +3,11 @@
 // always execute the same core code, with no separate build to fall out of date.
 import { register } from 'tsx/esm/api';
 
+// `lowbit inspect model.onnx | head` closes the pipe early: that is not an error
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 register();
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

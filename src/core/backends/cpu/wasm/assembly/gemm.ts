@@ -1,0 +1,325 @@
+/*
+ * Single-precision GEMM for the CPU backend, compiled by AssemblyScript to WebAssembly SIMD.
+ *
+ *   C = alpha · op(A) · op(B) + beta · C      op(X) = X or Xᵀ, all matrices row-major
+ *
+ * op(A) is M×K, op(B) is K×N, C is M×N; lda/ldb/ldc are row strides in elements, so the caller can
+ * pass sub-matrices (an im2col panel, one image of a batch) without copying.
+ *
+ * Structure (Goto/BLIS): the K×N operand is packed into KC×NC blocks of NR-wide column strips,
+ * the M×K operand into MC×KC blocks of MR-high row strips, and a register-tiled MR×NR
+ * micro-kernel multiplies one strip pair. Packing makes every micro-kernel load sequential and
+ * handles transposes and ragged edges once, so the kernel itself has a single shape.
+ *
+ * The same source builds twice (scripts/build-wasm.mjs): with `--enable simd` and with
+ * `--enable simd,relaxed-simd`. ASC_FEATURE_RELAXED_SIMD is a compile-time constant, so `madd`
+ * becomes one fused f32x4.relaxed_madd in the relaxed build and mul+add in the plain one.
+ *
+ * Memory is imported; this module allocates nothing. The caller passes a workspace of
+ * WORKSPACE_BYTES for the packed panels (the TypeScript loader owns the layout).
+ */
+
+/** Rows of the micro-tile: 4 rows × 2 vectors = 8 accumulators, plus 2 B vectors and one broadcast
+ * A value = 11 live v128 registers. V8 (x64) has 16 xmm registers and keeps one for scratch; in a
+ * micro-benchmark 6×8, 5×8, 8×8 and 4×12 all spilled and fell to ~21 GFLOP/s while 4×8 ran at
+ * ~33 (simd) / ~49 (relaxed), and unrolling the k loop by two also spilled. */
+export const MR: i32 = 4;
+/** Columns of the micro-tile: two f32x4 vectors. */
+export const NR: i32 = 8;
+/** Depth of a packed block. An MR×KC A strip (4 KiB) and a KC×NR B strip (8 KiB) stay in the
+ * 32 KiB L1 while the micro-kernel runs; KC also bounds how often C is re-read (K/KC times). */
+export const KC: i32 = 256;
+/** Rows of a packed A block: MC×KC×4 B = 128 KiB, resident in the 512 KiB L2 while every B strip
+ * of the NC block sweeps past it. */
+export const MC: i32 = 128;
+/** Columns of a packed B block: KC×NC×4 B = 2 MiB, meant for L3 (a multiple of NR). */
+export const NC: i32 = 2048;
+
+const PACK_A_BYTES: usize = <usize>(MC * KC) << 2;
+const PACK_B_BYTES: usize = <usize>(KC * NC) << 2;
+const TILE_BYTES: usize = <usize>(MR * NR) << 2;
+/** Scratch the caller must provide to sgemm: packed A block, packed B block, one edge tile. */
+export const WORKSPACE_BYTES: usize = PACK_A_BYTES + PACK_B_BYTES + TILE_BYTES;
+
+/** First byte after this module's static data: the caller lays out its buffers from here. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  // relaxed_madd may fuse or not (the engine decides per CPU); either is fine for GEMM and the
+  // fused form halves the FP instruction count on x64 with FMA3.
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  else return f32x4.add(f32x4.mul(a, b), c);
+}
+
+// @ts-ignore: decorator
+@inline function storeRow(p: usize, x0: v128, x1: v128, alpha: v128, beta: f32): void {
+  // beta == 0 must not read C: BLAS semantics, and C may hold garbage or NaN on the first pass.
+  if (beta == 0) {
+    v128.store(p, f32x4.mul(x0, alpha));
+    v128.store(p, f32x4.mul(x1, alpha), 16);
+  } else {
+    const vb = f32x4.splat(beta);
+    v128.store(p, f32x4.add(f32x4.mul(x0, alpha), f32x4.mul(v128.load(p), vb)));
+    v128.store(p, f32x4.add(f32x4.mul(x1, alpha), f32x4.mul(v128.load(p, 16), vb)), 16);
+  }
+}
+
+/**
+ * The MR×NR = 4×8 micro-kernel: C[0..4][0..8] = alpha·(Ap·Bp) + beta·C over kc steps.
+ * `a` is a packed A strip (kc groups of 4 row values), `b` a packed B strip (kc groups of 8
+ * column values), `ldcBytes` the byte stride between rows of C.
+ * Per k step: 2 vector loads of B, 4 broadcast loads of A (v128.load32_splat: one vbroadcastss),
+ * 8 multiply-adds into accumulators that never leave registers.
+ */
+function kernel4x8(kc: i32, a: usize, b: usize, c: usize, ldcBytes: usize, alpha: f32, beta: f32): void {
+  let c00 = f32x4.splat(0);
+  let c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    x = v128.load32_splat(a, 4);
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
+    x = v128.load32_splat(a, 8);
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
+    x = v128.load32_splat(a, 12);
+    c30 = madd(x, b0, c30);
+    c31 = madd(x, b1, c31);
+    a += 16;
+    b += 32;
+  }
+  const va = f32x4.splat(alpha);
+  storeRow(c, c00, c01, va, beta);
+  storeRow(c + ldcBytes, c10, c11, va, beta);
+  storeRow(c + 2 * ldcBytes, c20, c21, va, beta);
+  storeRow(c + 3 * ldcBytes, c30, c31, va, beta);
+}
+
+/* 4×4 transpose of rows r0..r3 into columns, used by the packers that gather across rows. */
+// @ts-ignore: decorator
+@inline function lo(x: v128, y: v128): v128 { return v128.shuffle<f32>(x, y, 0, 4, 1, 5); }
+// @ts-ignore: decorator
+@inline function hi(x: v128, y: v128): v128 { return v128.shuffle<f32>(x, y, 2, 6, 3, 7); }
+// @ts-ignore: decorator
+@inline function col01(x: v128, y: v128): v128 { return v128.shuffle<f32>(x, y, 0, 1, 4, 5); }
+// @ts-ignore: decorator
+@inline function col23(x: v128, y: v128): v128 { return v128.shuffle<f32>(x, y, 2, 3, 6, 7); }
+
+/**
+ * Packs op(A)[0..mc][0..kc] into MR-row strips: strip s holds, for each k, the MR values
+ * op(A)[s·MR + r][k]; rows past mc are zero so the kernel needs no row test.
+ * `a` points at op(A)[0][0]; transA selects op(A)[i][k] = A[k·lda + i] instead of A[i·lda + k].
+ */
+function packA(transA: bool, mc: i32, kc: i32, a: usize, lda: i32, dst: usize): void {
+  const ldaBytes = <usize>lda << 2;
+  let i = 0;
+  for (; i + MR <= mc; i += MR) {
+    if (transA) {
+      // Each k already stores the strip's MR values contiguously: one vector copy per k.
+      let src = a + (<usize>i << 2);
+      for (let k = 0; k < kc; k++) {
+        v128.store(dst, v128.load(src));
+        src += ldaBytes;
+        dst += 16;
+      }
+    } else {
+      // Rows are contiguous along k: read 4 k values from each of the 4 rows and transpose.
+      const p0 = a + <usize>i * ldaBytes;
+      const p1 = p0 + ldaBytes, p2 = p1 + ldaBytes, p3 = p2 + ldaBytes;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const off = <usize>k << 2;
+        const r0 = v128.load(p0 + off), r1 = v128.load(p1 + off);
+        const r2 = v128.load(p2 + off), r3 = v128.load(p3 + off);
+        const l01 = lo(r0, r1), l23 = lo(r2, r3), h01 = hi(r0, r1), h23 = hi(r2, r3);
+        v128.store(dst, col01(l01, l23));
+        v128.store(dst, col23(l01, l23), 16);
+        v128.store(dst, col01(h01, h23), 32);
+        v128.store(dst, col23(h01, h23), 48);
+        dst += 64;
+      }
+      for (; k < kc; k++) {
+        const off = <usize>k << 2;
+        store<f32>(dst, load<f32>(p0 + off));
+        store<f32>(dst, load<f32>(p1 + off), 4);
+        store<f32>(dst, load<f32>(p2 + off), 8);
+        store<f32>(dst, load<f32>(p3 + off), 12);
+        dst += 16;
+      }
+    }
+  }
+  if (i < mc) {
+    // Ragged last strip: scalar, zero-padded to MR rows.
+    const rows = mc - i;
+    for (let k = 0; k < kc; k++) {
+      for (let r = 0; r < MR; r++) {
+        let v: f32 = 0;
+        if (r < rows) {
+          const row = <usize>(i + r);
+          v = transA ? load<f32>(a + ((<usize>k * <usize>lda + row) << 2)) : load<f32>(a + ((row * <usize>lda + <usize>k) << 2));
+        }
+        store<f32>(dst, v);
+        dst += 4;
+      }
+    }
+  }
+}
+
+/**
+ * Packs op(B)[0..kc][0..nc] into NR-column strips: strip s holds, for each k, the NR values
+ * op(B)[k][s·NR + j]; columns past nc are zero.
+ * `b` points at op(B)[0][0]; transB selects op(B)[k][j] = B[j·ldb + k] instead of B[k·ldb + j].
+ */
+function packB(transB: bool, kc: i32, nc: i32, b: usize, ldb: i32, dst: usize): void {
+  const ldbBytes = <usize>ldb << 2;
+  let j = 0;
+  for (; j + NR <= nc; j += NR) {
+    if (!transB) {
+      // Rows of B are contiguous along j: two vector copies per k.
+      let src = b + (<usize>j << 2);
+      for (let k = 0; k < kc; k++) {
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
+        src += ldbBytes;
+        dst += 32;
+      }
+    } else {
+      // Bᵀ: the strip's 8 columns are 8 rows of B, contiguous along k. Read 4 k values from each
+      // and transpose the two 4×4 blocks (rows 0-3 → lanes of the left vector, 4-7 → right).
+      const p0 = b + <usize>j * ldbBytes;
+      const p1 = p0 + ldbBytes, p2 = p1 + ldbBytes, p3 = p2 + ldbBytes;
+      const p4 = p3 + ldbBytes, p5 = p4 + ldbBytes, p6 = p5 + ldbBytes, p7 = p6 + ldbBytes;
+      let k = 0;
+      for (; k + 4 <= kc; k += 4) {
+        const off = <usize>k << 2;
+        let r0 = v128.load(p0 + off), r1 = v128.load(p1 + off);
+        let r2 = v128.load(p2 + off), r3 = v128.load(p3 + off);
+        let l01 = lo(r0, r1), l23 = lo(r2, r3), h01 = hi(r0, r1), h23 = hi(r2, r3);
+        v128.store(dst, col01(l01, l23));
+        v128.store(dst, col23(l01, l23), 32);
+        v128.store(dst, col01(h01, h23), 64);
+        v128.store(dst, col23(h01, h23), 96);
+        r0 = v128.load(p4 + off); r1 = v128.load(p5 + off);
+        r2 = v128.load(p6 + off); r3 = v128.load(p7 + off);
+        l01 = lo(r0, r1); l23 = lo(r2, r3); h01 = hi(r0, r1); h23 = hi(r2, r3);
+        v128.store(dst, col01(l01, l23), 16);
+        v128.store(dst, col23(l01, l23), 48);
+        v128.store(dst, col01(h01, h23), 80);
+        v128.store(dst, col23(h01, h23), 112);
+        dst += 128;
+      }
+      for (; k < kc; k++) {
+        const off = <usize>k << 2;
+        store<f32>(dst, load<f32>(p0 + off));
+        store<f32>(dst, load<f32>(p1 + off), 4);
+        store<f32>(dst, load<f32>(p2 + off), 8);
+        store<f32>(dst, load<f32>(p3 + off), 12);
+        store<f32>(dst, load<f32>(p4 + off), 16);
+        store<f32>(dst, load<f32>(p5 + off), 20);
+        store<f32>(dst, load<f32>(p6 + off), 24);
+        store<f32>(dst, load<f32>(p7 + off), 28);
+        dst += 32;
+      }
+    }
+  }
+  if (j < nc) {
+    // Ragged last strip: scalar, zero-padded to NR columns.
+    const cols = nc - j;
+    for (let k = 0; k < kc; k++) {
+      for (let jj = 0; jj < NR; jj++) {
+        let v: f32 = 0;
+        if (jj < cols) {
+          const col = <usize>(j + jj);
+          v = transB ? load<f32>(b + ((col * <usize>ldb + <usize>k) << 2)) : load<f32>(b + ((<usize>k * <usize>ldb + col) << 2));
+        }
+        store<f32>(dst, v);
+        dst += 4;
+      }
+    }
+  }
+}
+
+/** C[0..m][0..n] = beta·C (beta == 0 writes zeros without reading, as BLAS does). */
+function scaleC(m: i32, n: i32, beta: f32, c: usize, ldc: i32): void {
+  if (beta == 1) return;
+  for (let i = 0; i < m; i++) {
+    const row = c + ((<usize>i * <usize>ldc) << 2);
+    for (let j = 0; j < n; j++) {
+      const p = row + (<usize>j << 2);
+      store<f32>(p, beta == 0 ? 0 : beta * load<f32>(p));
+    }
+  }
+}
+
+/**
+ * C = alpha·op(A)·op(B) + beta·C. Pointers are byte offsets into the imported memory; lda, ldb,
+ * ldc are row strides in elements of the matrices as stored (A is M×K, or K×M when transA; B is
+ * K×N, or N×K when transB). `work` points at WORKSPACE_BYTES of scratch (16-byte aligned is best).
+ */
+export function sgemm(
+  transA: i32, transB: i32, m: i32, n: i32, k: i32,
+  alpha: f32, a: usize, lda: i32, b: usize, ldb: i32,
+  beta: f32, c: usize, ldc: i32, work: usize,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0) {
+    scaleC(m, n, beta, c, ldc);
+    return;
+  }
+  const ta = transA != 0, tb = transB != 0;
+  const packedA = work;
+  const packedB = work + PACK_A_BYTES;
+  const tile = packedB + PACK_B_BYTES;
+  const ldcBytes = <usize>ldc << 2;
+
+  for (let jc = 0; jc < n; jc += NC) {
+    const nc = min(NC, n - jc);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = min(KC, k - pc);
+      // Only the first K block applies the caller's beta; later ones accumulate onto it.
+      const betaK: f32 = pc == 0 ? beta : 1;
+      // op(B)[pc][jc]
+      const bBlock = tb ? b + ((<usize>jc * <usize>ldb + <usize>pc) << 2) : b + ((<usize>pc * <usize>ldb + <usize>jc) << 2);
+      packB(tb, kc, nc, bBlock, ldb, packedB);
+      for (let ic = 0; ic < m; ic += MC) {
+        const mc = min(MC, m - ic);
+        // op(A)[ic][pc]
+        const aBlock = ta ? a + ((<usize>pc * <usize>lda + <usize>ic) << 2) : a + ((<usize>ic * <usize>lda + <usize>pc) << 2);
+        packA(ta, mc, kc, aBlock, lda, packedA);
+        // jr outside ir: one KC×NR B strip stays in L1 while all A strips of the block stream
+        // past it from L2.
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          const bStrip = packedB + <usize>jr * <usize>kc * 4;
+          for (let ir = 0; ir < mc; ir += MR) {
+            const mr = min(MR, mc - ir);
+            const aStrip = packedA + <usize>ir * <usize>kc * 4;
+            const cTile = c + <usize>(ic + ir) * ldcBytes + (<usize>(jc + jr) << 2);
+            if (mr == MR && nr == NR) {
+              kernel4x8(kc, aStrip, bStrip, cTile, ldcBytes, alpha, betaK);
+            } else {
+              // Edge tile: compute the full padded tile into scratch, then merge the valid part.
+              kernel4x8(kc, aStrip, bStrip, tile, <usize>NR << 2, 1, 0);
+              for (let r = 0; r < mr; r++) {
+                const cRow = cTile + <usize>r * ldcBytes;
+                const tRow = tile + (<usize>(r * NR) << 2);
+                for (let jj = 0; jj < nr; jj++) {
+                  const p = cRow + (<usize>jj << 2);
+                  const t = alpha * load<f32>(tRow + (<usize>jj << 2));
+                  store<f32>(p, betaK == 0 ? t : t + betaK * load<f32>(p));
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,183 @@
+import {
+  adaroundBackward,
+  adaroundForward,
+  adaroundInit,
+  adaroundRegBackward,
+  adaroundRegForward,
+  clipBackward,
+  clipForward,
+  conv2dBackward,
+  conv2dForward,
+  gemmBackward,
+  gemmForward,
+  reluBackward,
+  rectifiedSigmoid,
+  reluForward,
+  type Conv2dAttrs,
+  type Nd,
+  type QuantGrid,
+} from '../backends/cpu/reference';
+import { Adam } from '../optim/adam';
+import { rng } from '../random';
+import type { QuantParams } from '../quant/quantizer';
+import { intRange } from '../quant/quantizer';
+
+/** AdaRound's knobs, with the reference defaults (algorithms.md §2.3–2.4). */
+export interface AdaRoundOptions {
+  readonly iters: number;
+  readonly batch: number;
+  readonly lr: number;
+  readonly lambda: number;
+  readonly betaStart: number;
+  readonly betaEnd: number;
+  /** Fraction of iterations run without the regulariser. */
+  readonly warmup: number;
+  readonly seed: number;
+}
+
+export const ADAROUND_DEFAULTS: AdaRoundOptions = { iters: 10_000, batch: 32, lr: 1e-3, lambda: 0.01, betaStart: 20, betaEnd: 2, warmup: 0.2, seed: 0 };
+
+/**
+ * β at iteration `t` (0-based) of `iters`: null during warm-up (no regulariser), then a linear decay
+ * from βstart to βend over the remaining iterations, as BRECQ, QDrop and MQBench do.
+ */
+export function betaAt(t: number, o: Pick<AdaRoundOptions, 'iters' | 'warmup' | 'betaStart' | 'betaEnd'>): number | null {
+  const start = o.warmup * o.iters;
+  if (t < start) return null;
+  const rel = (t - start) / (o.iters - start);
+  return o.betaEnd + (o.betaStart - o.betaEnd) * (1 - rel);
+}
+
+/** The layer whose rounding is learned: what maps its input to its pre-activation output, and its weight gradient. */
+export interface LinearLayer {
+  forward(x: Nd, w: Nd): Nd;
+  weightGrad(x: Nd, w: Nd, dy: Nd): Nd;
+}
+
+export function convLayer(attrs: Conv2dAttrs, bias: Nd | null): LinearLayer {
+  return {
+    forward: (x, w) => conv2dForward(x, w, bias, attrs),
+    weightGrad: (x, w, dy) => conv2dBackward(x, w, dy, attrs).dw,
+  };
+}
+
+export function gemmLayer(bias: Nd | null): LinearLayer {
+  return {
+    forward: (x, w) => gemmForward(x, w, bias),
+    weightGrad: (x, w, dy) => gemmBackward(x, w, dy).dw,
+  };
+}
+
+export type FollowingActivation = { kind: 'relu' } | { kind: 'clip'; min: number; max: number } | null;
+
+export interface AdaRoundProblem {
+  readonly layer: LinearLayer;
+  readonly weight: Nd;
+  /** The grid the weight is rounded onto (channels on axis 0). */
+  readonly params: QuantParams;
+  /** Cached layer inputs x̃ from the already-quantized prefix, [N, ...]. */
+  readonly inputs: Nd;
+  /** Cached FP targets f_a(W x), [N, ...]. */
+  readonly targets: Nd;
+  readonly activation: FollowingActivation;
+}
+
+export interface AdaRoundTrace {
+  readonly iter: number;
+  readonly rec: number;
+  readonly reg: number;
+  readonly beta: number | null;
+}
+
+export interface AdaRoundResult {
+  /** Integer codes on `params`' grid. */
+  readonly codes: Int32Array;
+  /** Final soft rounding h(V), for inspection: it should end near 0 or 1 everywhere. */
+  readonly h: Float32Array;
+  readonly trace: readonly AdaRoundTrace[];
+}
+
+function gridOf(p: QuantParams): QuantGrid {
+  const { qmin, qmax } = intRange(p.bits, p.signed, p.symmetric);
+  return { scale: p.scale, zero: p.zeroPoint, qmin, qmax };
+}
+
+function batchOf(t: Nd, idx: readonly number[]): Nd {
+  const per = t.data.length / t.shape[0]!;
+  const out = new Float32Array(idx.length * per);
+  idx.forEach((i, k) => out.set(t.data.subarray(i * per, (i + 1) * per), k * per));
+  return { shape: [idx.length, ...t.shape.slice(1)], data: out };
+}
+
+const activate = (a: FollowingActivation, y: Nd): Nd => (a === null ? y : a.kind === 'relu' ? reluForward(y) : clipForward(y, a.min, a.max));
+const activateBack = (a: FollowingActivation, y: Nd, dy: Nd): Nd => (a === null ? dy : a.kind === 'relu' ? reluBackward(y, dy) : clipBackward(y, dy, a.min, a.max));
+
+/**
+ * AdaRound on one layer (algorithms.md §2): learn, per weight, whether to round down or up, by
+ * minimising ‖f_a(W x) − f_a(Ŵ x̃)‖² + λ Σ (1 − |2h(V) − 1|^β) with Adam on V. The reconstruction
+ * term is normalised as the references do (sum over channels, mean over batch and positions),
+ * which is what λ = 0.01 is tuned for. Deterministic for a seed.
+ */
+export function adaroundLayer(problem: AdaRoundProblem, options: Partial<AdaRoundOptions> = {}, onTrace?: (t: AdaRoundTrace) => void): AdaRoundResult {
+  const o = { ...ADAROUND_DEFAULTS, ...options };
+  const { layer, weight, inputs, targets, activation } = problem;
+  const grid = gridOf(problem.params);
+  const v = adaroundInit(weight, grid);
+  const adam = new Adam(v.data, { lr: o.lr });
+  const n = inputs.shape[0]!;
+  const channels = targets.shape[1] ?? 1;
+  const rand = rng(o.seed + 1);
+  const trace: AdaRoundTrace[] = [];
+  const every = Math.max(1, Math.floor(o.iters / 100));
+  for (let t = 0; t < o.iters; t++) {
+    const idx = Array.from({ length: Math.min(o.batch, n) }, () => Math.floor(rand() * n));
+    const x = batchOf(inputs, idx);
+    const target = batchOf(targets, idx);
+    const wSoft = adaroundForward(weight, v, grid);
+    const y = layer.forward(x, wSoft);
+    const a = activate(activation, y);
+    // d/da of channels · mean((a − target)²)
+    const scale = (2 * channels) / a.data.length;
+    const dA = new Float32Array(a.data.length);
+    let rec = 0;
+    for (let i = 0; i < dA.length; i++) {
+      const d = a.data[i]! - target.data[i]!;
+      rec += d * d;
+      dA[i] = scale * d;
+    }
+    rec = (rec * channels) / a.data.length;
+    const dY = activateBack(activation, y, { shape: a.shape, data: dA });
+    const dW = layer.weightGrad(x, wSoft, dY);
+    const dV = adaroundBackward(weight, v, grid, dW);
+    const beta = betaAt(t, o);
+    let reg = 0;
+    if (beta !== null) {
+      const dR = adaroundRegBackward(v, beta, o.lambda);
+      for (let i = 0; i < dV.data.length; i++) dV.data[i] = dV.data[i]! + dR.data[i]!;
+      reg = o.lambda * adaroundRegForward(v, beta);
+    }
+    adam.step(dV.data);
+    if (t % every === 0 || t === o.iters - 1) {
+      const point = { iter: t, rec, reg, beta };
+      trace.push(point);
+      onTrace?.(point);
+    }
+  }
+  return { codes: hardCodes(weight, v, grid), h: Float32Array.from(v.data, rectifiedSigmoid), trace };
+}
+
+/** Integer codes: floor(w/s) + 1[V ≥ 0] + z, clamped to the grid. */
+function hardCodes(w: Nd, v: Nd, g: QuantGrid): Int32Array {
+  const channels = g.scale.length;
+  const run = w.data.length / channels;
+  const codes = new Int32Array(w.data.length);
+  for (let c = 0; c < channels; c++) {
+    const s = g.scale[c]!;
+    const z = g.zero[c]!;
+    for (let i = c * run; i < (c + 1) * run; i++) {
+      const q = Math.floor(w.data[i]! / s) + (v.data[i]! >= 0 ? 1 : 0) + z;
+      codes[i] = q < g.qmin ? g.qmin : q > g.qmax ? g.qmax : q;
+    }
+  }
+  return codes;
+}
