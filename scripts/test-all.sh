@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests (vitest) and end-to-end tests (Playwright in Debian's Chromium),
+# Runs every test: unit tests (vitest) and end-to-end tests (Playwright in Debian's Chromium). Reports go to reports/
 # installing Chromium through apt-get when it is missing, then prints one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -11,14 +11,14 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
 fi
 [ -d node_modules ] || npm ci
 
-mkdir -p test-results
-rm -f test-results/vitest.json test-results/playwright.json
+mkdir -p reports
+rm -f reports/vitest.json reports/playwright.json
 
-npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
+npx vitest run --reporter=default --reporter=json --outputFile.json=reports/vitest.json
 unit=$?
-PLAYWRIGHT_JSON_OUTPUT_NAME=test-results/playwright.json npx playwright test --reporter=list,json
+PLAYWRIGHT_JSON_OUTPUT_NAME=reports/playwright.json npx playwright test --reporter=list,json
 e2e=$?
 
-node scripts/count-results.mjs test-results/vitest.json test-results/playwright.json
+node scripts/count-results.mjs reports/vitest.json reports/playwright.json
 counted=$?
 [ $unit -eq 0 ] && [ $e2e -eq 0 ] && [ $counted -eq 0 ]
