@@ -24,7 +24,7 @@ class UsageError extends Error {
 const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
-  lowbit quantize MODEL --calib DIR [--val DIR] --method rtn [--wbits N] [--abits N|none]
+  lowbit quantize MODEL --calib DIR [--val DIR] --method rtn|adaround [--wbits N] [--abits N|none] [--iters N] [--seed N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
@@ -144,6 +144,8 @@ async function quantize(args: string[]): Promise<void> {
       abits: { type: 'string', default: String(DEFAULT_PLAN.abits) },
       'no-head-stem-8bit': { type: 'boolean' },
       'weight-format': { type: 'string', default: 'integer' },
+      iters: { type: 'string' },
+      seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
       report: { type: 'string' },
       ...PREPROCESS_OPTIONS,
@@ -158,6 +160,8 @@ async function quantize(args: string[]): Promise<void> {
     wbits: Number(values.wbits),
     abits: values.abits === 'none' ? null : Number(values.abits),
     headStem8bit: !values['no-head-stem-8bit'],
+    ...(values.iters !== undefined ? { iters: Number(values.iters) } : {}),
+    ...(values.seed !== undefined ? { seed: Number(values.seed) } : {}),
   });
   const weightFormat = values['weight-format'];
   if (weightFormat !== 'integer' && weightFormat !== 'float') throw new UsageError('--weight-format must be integer or float');

@@ -15,6 +15,7 @@ export const STAGE_LABELS: Record<Stage, string> = {
 export type PipelineEvent =
   | { readonly type: 'stage'; readonly stage: Stage }
   | { readonly type: 'progress'; readonly stage: Stage; readonly done: number; readonly total: number }
+  | { readonly type: 'loss'; readonly layer: string; readonly iter: number; readonly rec: number; readonly reg: number; readonly beta: number | null }
   | { readonly type: 'info'; readonly message: string }
   | { readonly type: 'warning'; readonly message: string };
 
@@ -30,4 +31,9 @@ export class CancelledError extends Error {
 
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new CancelledError();
+}
+
+/** Lets pending messages (cancel, progress reads) run during long synchronous work. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }

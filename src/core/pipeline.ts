@@ -12,6 +12,8 @@ import { evaluateAccuracy, type Accuracy } from './eval/accuracy';
 import { collectRanges } from './quant/calibrate';
 import { dequantizeTensor, minMaxPerTensor, type QuantParams } from './quant/quantizer';
 import { roundToNearest } from './methods/rtn';
+import { adaroundModel } from './methods/adaround-model';
+import { createGemm } from './backends/cpu/wasm/gemm';
 import { exportQdq } from './export/qdq';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
 import { weightBitsFor, type QuantPlan } from './plan';
@@ -155,8 +157,23 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   if (layers.length === 0) throw new ModelInputError('the model has no Conv, Gemm or MatMul layer with constant weights: nothing to quantize');
 
   const plan = input.plan;
+  const weights = await stage('quantize', async (progress) => {
+    if (plan.method === 'adaround') {
+      const gemm = await createGemm();
+      return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
+    }
+    return layers.map((layer, i) => {
+      throwIfAborted(signal);
+      const q = roundToNearest(layer, weightBitsFor(layer, plan));
+      progress(i + 1, layers.length);
+      return q;
+    });
+  });
+
+  // activation ranges are measured with the weights already quantized (algorithms.md §2.5, §3.4)
+  const weightQuantized = exportQdq({ model: canonical, weights, activations: new Map(), weightFormat: 'float' });
   const points = plan.abits === null ? [] : activationQuantPoints(canonical);
-  const ranges = await stage('calibrate', (progress) => collectRanges(canonical, points, calibBatches, progress, signal));
+  const ranges = await stage('calibrate', (progress) => collectRanges(weightQuantized, points, calibBatches, progress, signal));
   const lastLayerInput = layers[layers.length - 1]!.node.input![0]!;
   const activations = new Map<string, QuantParams>();
   for (const [tensor, r] of ranges) {
@@ -166,14 +183,6 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     activations.set(tensor, minMaxPerTensor(r.min, r.max, bits, false, false));
   }
 
-  const weights = await stage('quantize', async (progress) =>
-    layers.map((layer, i) => {
-      throwIfAborted(signal);
-      const q = roundToNearest(layer, weightBitsFor(layer, plan));
-      progress(i + 1, layers.length);
-      return q;
-    }),
-  );
   const layerReports: LayerReport[] = weights.map((w) => ({
     name: w.layer.name,
     wbits: w.params.bits,

@@ -1,7 +1,9 @@
 import type { Bits } from './quant/quantizer';
 import type { QuantLayer } from './graph/layers';
 
-export type MethodName = 'rtn';
+export type MethodName = 'rtn' | 'adaround';
+
+export const METHODS: readonly MethodName[] = ['rtn', 'adaround'];
 
 /** Everything that decides a run's numbers. Serialisable: saved with results, loaded back to re-run. */
 export interface QuantPlan {
@@ -14,6 +16,10 @@ export interface QuantPlan {
   readonly headStem8bit: boolean;
   /** Per-layer weight-bit overrides, by layer name. */
   readonly layerBits?: Readonly<Record<string, Bits>>;
+  /** Optimisation steps per layer (AdaRound); the reference default is 10,000. */
+  readonly iters?: number;
+  /** Seeds every random choice of a run (batch sampling), so the same plan gives the same numbers. */
+  readonly seed?: number;
 }
 
 export const DEFAULT_PLAN: QuantPlan = { method: 'rtn', wbits: 8, abits: 8, headStem8bit: true };
@@ -35,10 +41,21 @@ const BITS = new Set([2, 3, 4, 5, 6, 7, 8]);
 export function parsePlan(value: unknown): QuantPlan {
   if (typeof value !== 'object' || value === null) throw new PlanError('a plan must be a JSON object');
   const v = value as Record<string, unknown>;
-  if (v.method !== 'rtn') throw new PlanError(`unknown method ${JSON.stringify(v.method)}; this version supports: rtn`);
+  if (!METHODS.includes(v.method as MethodName)) throw new PlanError(`unknown method ${JSON.stringify(v.method)}; this version supports: ${METHODS.join(', ')}`);
+  for (const k of ['iters', 'seed'] as const) {
+    if (v[k] !== undefined && (!Number.isInteger(v[k]) || (v[k] as number) < (k === 'iters' ? 1 : 0))) throw new PlanError(`${k} must be a ${k === 'iters' ? 'positive' : 'non-negative'} integer, got ${JSON.stringify(v[k])}`);
+  }
   if (!BITS.has(v.wbits as number)) throw new PlanError(`wbits must be an integer from 2 to 8, got ${JSON.stringify(v.wbits)}`);
   if (v.abits !== null && !BITS.has(v.abits as number)) throw new PlanError(`abits must be an integer from 2 to 8, or null, got ${JSON.stringify(v.abits)}`);
   const layerBits = v.layerBits ?? {};
   if (typeof layerBits !== 'object' || layerBits === null || Object.values(layerBits).some((b) => !BITS.has(b as number))) throw new PlanError('layerBits must map layer names to bit widths from 2 to 8');
-  return { method: 'rtn', wbits: v.wbits as Bits, abits: v.abits as Bits | null, headStem8bit: v.headStem8bit !== false, layerBits: layerBits as Record<string, Bits> };
+  return {
+    method: v.method as MethodName,
+    wbits: v.wbits as Bits,
+    abits: v.abits as Bits | null,
+    headStem8bit: v.headStem8bit !== false,
+    layerBits: layerBits as Record<string, Bits>,
+    ...(v.iters !== undefined ? { iters: v.iters as number } : {}),
+    ...(v.seed !== undefined ? { seed: v.seed as number } : {}),
+  };
 }

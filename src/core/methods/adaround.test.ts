@@ -22,7 +22,7 @@ describe('β schedule', () => {
 });
 
 describe('AdaRound on one layer', () => {
-  it('conv 3×3 at 3 bits: the learned rounding beats round-to-nearest on held-out inputs, and ends binary', () => {
+  it('conv 3×3 at 3 bits: the learned rounding beats round-to-nearest on held-out inputs, and ends binary', async () => {
     const rand = rng(3);
     const [N, C, K, S] = [96, 6, 8, 6];
     const attrs = conv2dAttrs({ pads: [1, 1, 1, 1] });
@@ -34,7 +34,7 @@ describe('AdaRound on one layer', () => {
     const target = (inp: Nd) => reluForward(conv2dForward(inp, w, b, attrs));
     const params = minMaxPerChannelSymmetric(w.data, w.shape, 0, 3);
     const rtn: Nd = { shape: w.shape, data: dequantizeTensor(quantizeTensor(w.data, w.shape, params), w.shape, params) };
-    const result = adaroundLayer(
+    const result = await adaroundLayer(
       { layer: convLayer(attrs, b), weight: w, params, inputs: train, targets: target(train), activation: { kind: 'relu' } },
       { iters: 3000, lr: 1e-2, seed: 1 },
     );
@@ -53,7 +53,7 @@ describe('AdaRound on one layer', () => {
     }
   });
 
-  it('Gemm without activation at 3 bits, correlated inputs: beats round-to-nearest too', () => {
+  it('Gemm without activation at 3 bits, correlated inputs: beats round-to-nearest too', async () => {
     const rand = rng(9);
     const [N, I, O] = [256, 16, 8];
     const w: Nd = { shape: [O, I], data: randn(O * I, rand, 0.4) };
@@ -68,7 +68,7 @@ describe('AdaRound on one layer', () => {
     }
     const x: Nd = { shape: [N, I], data: xs };
     const params = minMaxPerChannelSymmetric(w.data, w.shape, 0, 3);
-    const result = adaroundLayer(
+    const result = await adaroundLayer(
       { layer: gemmLayer(null), weight: w, params, inputs: x, targets: gemmForward(x, w, null), activation: null },
       { iters: 3000, lr: 1e-2, seed: 2 },
     );

@@ -21,6 +21,7 @@ import { Adam } from '../optim/adam';
 import { rng } from '../random';
 import type { QuantParams } from '../quant/quantizer';
 import { intRange } from '../quant/quantizer';
+import { throwIfAborted, yieldToEventLoop } from '../events';
 
 /** AdaRound's knobs, with the reference defaults (algorithms.md §2.3–2.4). */
 export interface AdaRoundOptions {
@@ -118,7 +119,7 @@ const activateBack = (a: FollowingActivation, y: Nd, dy: Nd): Nd => (a === null 
  * term is normalised as the references do (sum over channels, mean over batch and positions),
  * which is what λ = 0.01 is tuned for. Deterministic for a seed.
  */
-export function adaroundLayer(problem: AdaRoundProblem, options: Partial<AdaRoundOptions> = {}, onTrace?: (t: AdaRoundTrace) => void): AdaRoundResult {
+export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<AdaRoundOptions> = {}, onTrace?: (t: AdaRoundTrace) => void, signal?: AbortSignal): Promise<AdaRoundResult> {
   const o = { ...ADAROUND_DEFAULTS, ...options };
   const { layer, weight, inputs, targets, activation } = problem;
   const grid = gridOf(problem.params);
@@ -129,7 +130,14 @@ export function adaroundLayer(problem: AdaRoundProblem, options: Partial<AdaRoun
   const rand = rng(o.seed + 1);
   const trace: AdaRoundTrace[] = [];
   const every = Math.max(1, Math.floor(o.iters / 100));
+  let lastYield = performance.now();
   for (let t = 0; t < o.iters; t++) {
+    // let the worker (or Node) handle messages such as cancel, a few times a second
+    if (performance.now() - lastYield > 100) {
+      await yieldToEventLoop();
+      lastYield = performance.now();
+    }
+    throwIfAborted(signal);
     const idx = Array.from({ length: Math.min(o.batch, n) }, () => Math.floor(rand() * n));
     const x = batchOf(inputs, idx);
     const target = batchOf(targets, idx);

@@ -46,3 +46,40 @@ export async function collectRanges(model: ModelProto, tensors: readonly string[
   }
   return ranges;
 }
+
+/** A captured tensor over the whole calibration set: batches concatenated along axis 0. */
+export interface Captured {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+/**
+ * Values of the named tensors for every calibration image, for reconstruction caches (layer
+ * inputs and FP targets). Memory grows with images × tensor size: callers pick what to capture.
+ */
+export async function captureTensors(model: ModelProto, tensors: readonly string[], images: ImageBatches, signal?: AbortSignal): Promise<Map<string, Captured>> {
+  const parts = new Map<string, { dims: readonly number[]; data: Float32Array }[]>(tensors.map((t) => [t, []]));
+  const session = await ModelSession.create(encodeModel(withOutputs(model, tensors)), 'none');
+  try {
+    for (let b = 0; b < images.batches; b++) {
+      throwIfAborted(signal);
+      const { data, shape } = await images.batch(b);
+      for (const [name, t] of await session.run(data, shape, tensors)) parts.get(name)!.push(t);
+    }
+  } finally {
+    await session.release();
+  }
+  const out = new Map<string, Captured>();
+  for (const [name, list] of parts) {
+    const total = list.reduce((a, p) => a + p.data.length, 0);
+    const data = new Float32Array(total);
+    let o = 0;
+    for (const p of list) {
+      data.set(p.data, o);
+      o += p.data.length;
+    }
+    const n = list.reduce((a, p) => a + (p.dims[0] ?? 1), 0);
+    out.set(name, { shape: [n, ...(list[0]?.dims.slice(1) ?? [])], data });
+  }
+  return out;
+}

@@ -1,0 +1,118 @@
+import type { ModelProto } from '../onnx/schema';
+import { tensorToFloat32 } from '../onnx/tensor-data';
+import { GraphIndex } from '../graph/graph-index';
+import { activationKind, type QuantLayer } from '../graph/layers';
+import { attrInt, attrInts, attrString } from '../graph/attributes';
+import { exportQdq, type QuantizedWeight } from '../export/qdq';
+import { captureTensors } from '../quant/calibrate';
+import { lpSearchPerChannelSymmetric, type Bits } from '../quant/quantizer';
+import type { ImageBatches } from '../data/batches';
+import { conv2dAttrs, type Nd } from '../backends/cpu/reference';
+import { GemmConv } from '../backends/cpu/conv-gemm';
+import type { Gemm } from '../backends/cpu/wasm/gemm';
+import { throwIfAborted, type Emit } from '../events';
+import { adaroundLayer, gemmLayer, type AdaRoundOptions, type FollowingActivation, type LinearLayer } from './adaround';
+
+export class UnsupportedLayerError extends Error {
+  override name = 'UnsupportedLayerError';
+}
+
+/** What a layer's loss looks at: its output after the activation that directly follows it, if any. */
+function lossPoint(index: GraphIndex, layer: QuantLayer): { tensor: string; activation: FollowingActivation } {
+  const out = layer.node.output![0]!;
+  const next = index.soleUse(out);
+  const kind = next ? activationKind(next, index) : null;
+  if (next && kind === 'relu') return { tensor: next.output![0]!, activation: { kind: 'relu' } };
+  if (next && kind === 'relu6') return { tensor: next.output![0]!, activation: { kind: 'clip', min: 0, max: 6 } };
+  return { tensor: out, activation: null };
+}
+
+function linearLayerOf(index: GraphIndex, layer: QuantLayer, gemm: Gemm): LinearLayer {
+  const biasT = layer.bias ? index.initializers.get(layer.bias) : undefined;
+  const bias: Nd | null = biasT ? { shape: [biasT.dims!.reduce((a, b) => a * b, 1)], data: tensorToFloat32(biasT) } : null;
+  const n = layer.node;
+  if (layer.kind !== 'conv') return gemmLayer(bias);
+  if (attrString(n, 'auto_pad', 'NOTSET') !== 'NOTSET') throw new UnsupportedLayerError(`layer "${layer.name}": Conv with auto_pad is not supported by AdaRound yet`);
+  if ((layer.weightDims.length ?? 0) !== 4) throw new UnsupportedLayerError(`layer "${layer.name}": only 2-D convolutions can be reconstructed`);
+  const pads = attrInts(n, 'pads') ?? [0, 0, 0, 0];
+  return new GemmConv(
+    gemm,
+    conv2dAttrs({
+      strides: (attrInts(n, 'strides') ?? [1, 1]) as [number, number],
+      pads: [pads[0]!, pads[1]!, pads[2]!, pads[3]!],
+      dilations: (attrInts(n, 'dilations') ?? [1, 1]) as [number, number],
+      group: attrInt(n, 'group', 1),
+    }),
+    bias,
+  );
+}
+
+/** A weight with channels on axis 0, as the kernels take it: Gemm(transB=0) and MatMul weights are transposed. */
+function channelsFirst(w: Float32Array, dims: readonly number[], axis: number): { data: Float32Array; dims: number[]; back: (codes: Int32Array) => Int32Array } {
+  if (axis === 0) return { data: w, dims: [...dims], back: (c) => c };
+  const [K, N] = dims as [number, number];
+  const t = new Float32Array(w.length);
+  for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) t[j * K + k] = w[k * N + j]!;
+  return {
+    data: t,
+    dims: [N, K],
+    back: (c) => {
+      const o = new Int32Array(c.length);
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) o[k * N + j] = c[j * K + k]!;
+      return o;
+    },
+  };
+}
+
+export interface AdaRoundModelInput {
+  readonly model: ModelProto;
+  readonly layers: readonly QuantLayer[];
+  readonly bitsFor: (layer: QuantLayer) => Bits;
+  readonly calib: ImageBatches;
+  readonly gemm: Gemm;
+  readonly options: Partial<AdaRoundOptions>;
+}
+
+/**
+ * AdaRound over the whole model, layer by layer in graph order (algorithms.md §2.5): each layer
+ * sees inputs from the prefix already quantized (weights only; activations stay float), and
+ * targets from the float model. Step sizes come from BRECQ's Lp search.
+ */
+export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signal?: AbortSignal): Promise<QuantizedWeight[]> {
+  const { model, layers, calib, gemm } = input;
+  const index = new GraphIndex(model.graph!);
+  const points = layers.map((l) => lossPoint(index, l));
+  const targets = await captureTensors(model, [...new Set(points.map((p) => p.tensor))], calib, signal);
+  const iters = input.options.iters ?? 10_000;
+  const done: QuantizedWeight[] = [];
+  for (const [i, layer] of layers.entries()) {
+    throwIfAborted(signal);
+    const prefix = exportQdq({ model, weights: done, activations: new Map(), weightFormat: 'float' });
+    const inputName = layer.node.input![0]!;
+    const inputs = (await captureTensors(prefix, [inputName], calib, signal)).get(inputName)!;
+    const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
+    const params = lpSearchPerChannelSymmetric(w.data, w.dims, 0, input.bitsFor(layer));
+    const target = targets.get(points[i]!.tensor)!;
+    let last = 0;
+    const result = await adaroundLayer(
+      {
+        layer: linearLayerOf(index, layer, gemm),
+        weight: { shape: w.dims, data: w.data },
+        params,
+        inputs: { shape: inputs.shape, data: inputs.data },
+        targets: { shape: target.shape, data: target.data },
+        activation: points[i]!.activation,
+      },
+      input.options,
+      (t) => {
+        last = t.rec;
+        emit({ type: 'progress', stage: 'quantize', done: i * iters + t.iter + 1, total: layers.length * iters });
+        emit({ type: 'loss', layer: layer.name, iter: t.iter, rec: t.rec, reg: t.reg, beta: t.beta });
+      },
+      signal,
+    );
+    emit({ type: 'info', message: `AdaRound ${layer.name}: ${params.bits}-bit, final reconstruction loss ${last.toPrecision(3)}` });
+    done.push({ layer, codes: w.back(result.codes), params: { ...params, axis: layer.channelAxis } });
+  }
+  return done;
+}
