@@ -61,3 +61,26 @@ test('a file that is not a model gets a clear message and the page keeps working
   await expect(page.getByTestId('model-summary')).toContainText('model.onnx');
   expect(errors).toEqual([]);
 });
+
+test('AdaRound runs in the browser worker and gives the CLI’s numbers for the same plan and seed', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+  await page.getByLabel('Method').selectOption('adaround');
+  await page.getByLabel('Iterations per layer').fill('40');
+  await page.getByLabel('Weight bits').selectOption('3');
+  await page.getByLabel('Activation bits').selectOption('8');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });
+  const quant = await page.getByTestId('quant-top1').textContent();
+  const exported = await page.getByTestId('exported-top1').textContent();
+  const out = execFileSync(
+    process.execPath,
+    ['bin/lowbit.mjs', 'quantize', 'public/demo/model.onnx', '--calib', 'public/demo/calib', '--val', 'public/demo/val', '--method', 'adaround', '--iters', '40', '--seed', '0', '--wbits', '3', '--abits', '8', '-o', 'test-results/cli-adaround.onnx', '--json'],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
+  const report = JSON.parse(out) as { quant: { top1: number }; exported: { top1: number } };
+  expect([pct(report.quant.top1), pct(report.exported.top1)]).toEqual([quant, exported]);
+  expect(errors).toEqual([]);
+});

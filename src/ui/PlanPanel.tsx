@@ -1,5 +1,7 @@
 import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
+import type { MethodName } from '../core/plan';
+import { ADAROUND_DEFAULTS } from '../core/methods/adaround';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
@@ -13,10 +15,24 @@ export function PlanPanel() {
       <div className="form">
         <label>
           Method
-          <select value={plan.method} disabled={disabled} onChange={() => setPlan({ method: 'rtn' })}>
+          <select value={plan.method} disabled={disabled} onChange={(e) => setPlan({ method: e.target.value as MethodName })}>
             <option value="rtn">Round to nearest (min–max)</option>
+            <option value="adaround">AdaRound (learned rounding, layer by layer)</option>
           </select>
         </label>
+        {plan.method === 'adaround' && (
+          <label>
+            Iterations per layer
+            <input
+              type="number"
+              min={1}
+              step={100}
+              value={plan.iters ?? ADAROUND_DEFAULTS.iters}
+              disabled={disabled}
+              onChange={(e) => setPlan({ iters: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
+            />
+          </label>
+        )}
         <label>
           Weight bits
           <select value={plan.wbits} disabled={disabled} onChange={(e) => setPlan({ wbits: Number(e.target.value) as Bits })}>
@@ -43,7 +59,10 @@ export function PlanPanel() {
         </label>
       </div>
       <p className="hint">
-        Weights: symmetric, per output channel, min–max range. Activations: asymmetric uint8 per tensor, after each ReLU and residual add, ranges from the calibration images.
+        {plan.method === 'rtn'
+          ? 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid spanning its channel’s largest magnitude. '
+          : 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. Step sizes come from a 2.4-norm search; the paper uses 10,000 iterations per layer. '}
+        Activations: asymmetric uint8 per tensor, after each ReLU and residual add, ranges measured with the quantized weights.
       </p>
     </section>
   );

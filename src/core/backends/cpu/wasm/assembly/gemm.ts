@@ -20,19 +20,23 @@
  */
 
 /** Rows of the micro-tile: 4 rows × 2 vectors = 8 accumulators, plus 2 B vectors and one broadcast
- * A value = 11 live v128 registers. V8 (x64) has 16 xmm registers and keeps one for scratch; in a
- * micro-benchmark 6×8, 5×8, 8×8 and 4×12 all spilled and fell to ~21 GFLOP/s while 4×8 ran at
- * ~33 (simd) / ~49 (relaxed), and unrolling the k loop by two also spilled. */
+ * A value = 11 live v128 registers. V8 (x64) has 16 xmm registers and reserves some as scratch. In
+ * a micro-benchmark on Zen 3 (Node 20, data in L1), 4×8 and 2×16 ran at ~33 (simd) / ~49 (relaxed)
+ * GFLOP/s, while 6×8, 5×8, 8×8 and 4×12 fell to ~21 and unrolling 4×8's k loop by two to ~25:
+ * most likely register spills, so more accumulators do not pay here. */
 export const MR: i32 = 4;
 /** Columns of the micro-tile: two f32x4 vectors. */
 export const NR: i32 = 8;
-/** Depth of a packed block. An MR×KC A strip (4 KiB) and a KC×NR B strip (8 KiB) stay in the
- * 32 KiB L1 while the micro-kernel runs; KC also bounds how often C is re-read (K/KC times). */
-export const KC: i32 = 256;
-/** Rows of a packed A block: MC×KC×4 B = 128 KiB, resident in the 512 KiB L2 while every B strip
- * of the NC block sweeps past it. */
+/** Depth of a packed block. An MR×KC A strip (6 KiB) and a KC×NR B strip (12 KiB) stay in the
+ * 32 KiB L1 while the micro-kernel runs; a deeper KC also means fewer passes over C (K/KC) and
+ * fewer kernel calls per flop. Measured on Zen 3: 128 → 256 → 384 → 512 gave ~40.5, 42.2, 42.9,
+ * 43.5 GFLOP/s at 1024³ (relaxed); 384 takes most of the gain without filling L1. */
+export const KC: i32 = 384;
+/** Rows of a packed A block: MC×KC×4 B = 192 KiB, resident in the 512 KiB L2 while every B strip
+ * of the NC block sweeps past it (64-256 measured within 1%). */
 export const MC: i32 = 128;
-/** Columns of a packed B block: KC×NC×4 B = 2 MiB, meant for L3 (a multiple of NR). */
+/** Columns of a packed B block: KC×NC×4 B = 3 MiB, meant for L3 (a multiple of NR; 1024-4096
+ * measured within 1%). */
 export const NC: i32 = 2048;
 
 const PACK_A_BYTES: usize = <usize>(MC * KC) << 2;
@@ -259,6 +263,41 @@ function scaleC(m: i32, n: i32, beta: f32, c: usize, ldc: i32): void {
 }
 
 /**
+ * Runs the micro-kernel over packed blocks: an mc×kc A block (MR-row strips) times a kc×nc B block
+ * (NR-column strips) into C (pointing at the block's first element). jr outside ir: one KC×NR B
+ * strip stays in L1 while all A strips of the block stream past it from L2.
+ */
+function macroKernel(
+  mc: i32, nc: i32, kc: i32, packedA: usize, packedB: usize,
+  c: usize, ldcBytes: usize, alpha: f32, beta: f32, tile: usize,
+): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    const nr = min(NR, nc - jr);
+    const bStrip = packedB + <usize>jr * <usize>kc * 4;
+    for (let ir = 0; ir < mc; ir += MR) {
+      const mr = min(MR, mc - ir);
+      const aStrip = packedA + <usize>ir * <usize>kc * 4;
+      const cTile = c + <usize>ir * ldcBytes + (<usize>jr << 2);
+      if (mr == MR && nr == NR) {
+        kernel4x8(kc, aStrip, bStrip, cTile, ldcBytes, alpha, beta);
+      } else {
+        // Edge tile: compute the full zero-padded tile into scratch, then merge the valid part.
+        kernel4x8(kc, aStrip, bStrip, tile, <usize>NR << 2, 1, 0);
+        for (let r = 0; r < mr; r++) {
+          const cRow = cTile + <usize>r * ldcBytes;
+          const tRow = tile + (<usize>(r * NR) << 2);
+          for (let j = 0; j < nr; j++) {
+            const p = cRow + (<usize>j << 2);
+            const t = alpha * load<f32>(tRow + (<usize>j << 2));
+            store<f32>(p, beta == 0 ? t : t + beta * load<f32>(p));
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * C = alpha·op(A)·op(B) + beta·C. Pointers are byte offsets into the imported memory; lda, ldb,
  * ldc are row strides in elements of the matrices as stored (A is M×K, or K×M when transA; B is
  * K×N, or N×K when transB). `work` points at WORKSPACE_BYTES of scratch (16-byte aligned is best).
@@ -278,6 +317,7 @@ export function sgemm(
   const packedB = work + PACK_A_BYTES;
   const tile = packedB + PACK_B_BYTES;
   const ldcBytes = <usize>ldc << 2;
+  const ldaU = <usize>lda, ldbU = <usize>ldb;
 
   for (let jc = 0; jc < n; jc += NC) {
     const nc = min(NC, n - jc);
@@ -285,39 +325,29 @@ export function sgemm(
       const kc = min(KC, k - pc);
       // Only the first K block applies the caller's beta; later ones accumulate onto it.
       const betaK: f32 = pc == 0 ? beta : 1;
-      // op(B)[pc][jc]
-      const bBlock = tb ? b + ((<usize>jc * <usize>ldb + <usize>pc) << 2) : b + ((<usize>pc * <usize>ldb + <usize>jc) << 2);
-      packB(tb, kc, nc, bBlock, ldb, packedB);
-      for (let ic = 0; ic < m; ic += MC) {
-        const mc = min(MC, m - ic);
-        // op(A)[ic][pc]
-        const aBlock = ta ? a + ((<usize>pc * <usize>lda + <usize>ic) << 2) : a + ((<usize>ic * <usize>lda + <usize>pc) << 2);
-        packA(ta, mc, kc, aBlock, lda, packedA);
-        // jr outside ir: one KC×NR B strip stays in L1 while all A strips of the block stream
-        // past it from L2.
+      if (m <= MC) {
+        // One A block (the conv case: M = output channels). Each B strip is used by this block
+        // only, so pack it just before use: it goes from packB to the kernel through L1 instead
+        // of being written out as a whole KC×NC block and read back from L2/L3 (+1-4% on the demo
+        // model's conv GEMMs). With M this small, reading B (8 flops per byte at M = 16) is the
+        // limit: packing alone streams B at ~18 GB/s and takes ~20% of the time.
+        packA(ta, m, kc, ta ? a + ((<usize>pc * ldaU) << 2) : a + (<usize>pc << 2), lda, packedA);
         for (let jr = 0; jr < nc; jr += NR) {
+          const j = <usize>(jc + jr);
           const nr = min(NR, nc - jr);
-          const bStrip = packedB + <usize>jr * <usize>kc * 4;
-          for (let ir = 0; ir < mc; ir += MR) {
-            const mr = min(MR, mc - ir);
-            const aStrip = packedA + <usize>ir * <usize>kc * 4;
-            const cTile = c + <usize>(ic + ir) * ldcBytes + (<usize>(jc + jr) << 2);
-            if (mr == MR && nr == NR) {
-              kernel4x8(kc, aStrip, bStrip, cTile, ldcBytes, alpha, betaK);
-            } else {
-              // Edge tile: compute the full padded tile into scratch, then merge the valid part.
-              kernel4x8(kc, aStrip, bStrip, tile, <usize>NR << 2, 1, 0);
-              for (let r = 0; r < mr; r++) {
-                const cRow = cTile + <usize>r * ldcBytes;
-                const tRow = tile + (<usize>(r * NR) << 2);
-                for (let jj = 0; jj < nr; jj++) {
-                  const p = cRow + (<usize>jj << 2);
-                  const t = alpha * load<f32>(tRow + (<usize>jj << 2));
-                  store<f32>(p, betaK == 0 ? t : t + betaK * load<f32>(p));
-                }
-              }
-            }
-          }
+          packB(tb, kc, nr, tb ? b + ((j * ldbU + <usize>pc) << 2) : b + ((<usize>pc * ldbU + j) << 2), ldb, packedB);
+          macroKernel(m, nr, kc, packedA, packedB, c + (j << 2), ldcBytes, alpha, betaK, tile);
+        }
+      } else {
+        // op(B)[pc][jc]: packed once, reused by every A block of this column panel.
+        const bBlock = tb ? b + ((<usize>jc * ldbU + <usize>pc) << 2) : b + ((<usize>pc * ldbU + <usize>jc) << 2);
+        packB(tb, kc, nc, bBlock, ldb, packedB);
+        for (let ic = 0; ic < m; ic += MC) {
+          const mc = min(MC, m - ic);
+          // op(A)[ic][pc]
+          const aBlock = ta ? a + ((<usize>pc * ldaU + <usize>ic) << 2) : a + ((<usize>ic * ldaU + <usize>pc) << 2);
+          packA(ta, mc, kc, aBlock, lda, packedA);
+          macroKernel(mc, nc, kc, packedA, packedB, c + <usize>ic * ldcBytes + (<usize>jc << 2), ldcBytes, alpha, betaK, tile);
         }
       }
     }

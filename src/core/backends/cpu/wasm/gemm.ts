@@ -1,0 +1,346 @@
+/*
+ * Loader and TypeScript face of the WebAssembly SGEMM kernel (assembly/gemm.ts).
+ *
+ * Runs in Node and in a browser worker (no DOM). Each Gemm instance owns one growable
+ * WebAssembly.Memory laid out as
+ *
+ *   [ module statics | packing workspace (fixed) | arena: caller buffers and copy scratch → ]
+ *
+ * The arena is a bump allocator: `alloc` hands out 64-byte-aligned float buffers for the
+ * zero-copy `sgemmPtr` path, `reset` frees all of them at once. The copying `sgemm` keeps its own
+ * A/B/C scratch in the arena and reuses it, so once shapes are stable a call allocates nothing in
+ * wasm memory and creates no JS objects beyond what the caller's arrays force (see copyIn).
+ *
+ * Two builds of the same kernel exist: plain SIMD128 and relaxed SIMD (fused multiply-add).
+ * createGemm() takes the relaxed one when the engine validates a relaxed-SIMD instruction
+ * (Chromium: yes; Node 20: only with --experimental-wasm-relaxed-simd).
+ */
+
+export type GemmVariant = 'simd' | 'relaxed';
+
+/** Compile-time blocking of the loaded kernel, for reports and tests. */
+export interface GemmBlocking {
+  /** micro-tile rows × columns */
+  mr: number;
+  nr: number;
+  /** packed block sizes: MC rows of A, KC depth, NC columns of B */
+  mc: number;
+  kc: number;
+  nc: number;
+}
+
+export interface Gemm {
+  readonly variant: GemmVariant;
+  readonly blocking: GemmBlocking;
+  /** The instance's memory. Its `buffer` is replaced when it grows: take views after alloc. */
+  readonly memory: WebAssembly.Memory;
+  /**
+   * C = alpha·op(A)·op(B) + beta·C on dense row-major arrays, copied in and out of wasm memory.
+   * op(A) is M×K (A stored K×M when transA), op(B) is K×N (B stored N×K when transB), C is M×N.
+   * With beta = 0, C is only written (its old contents, NaN included, are ignored).
+   */
+  sgemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array,
+  ): void;
+  /**
+   * Zero-copy form for hot loops: A, B, C are byte offsets returned by `alloc` (or inside such a
+   * buffer), lda/ldb/ldc row strides in elements of the matrices as stored, so sub-matrices work.
+   */
+  sgemmPtr(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: number, lda: number, B: number, ldb: number, beta: number, C: number, ldc: number,
+  ): void;
+  /** Reserves `length` floats in wasm memory; returns the byte offset (64-byte aligned). */
+  alloc(length: number): number;
+  /** A Float32Array view of `length` floats at byte offset `ptr` (invalid after the memory grows). */
+  f32(ptr: number, length: number): Float32Array;
+  /** Frees every `alloc` buffer and the copy scratch; previously returned offsets become invalid. */
+  reset(): void;
+}
+
+interface KernelExports {
+  sgemm(
+    transA: number, transB: number, m: number, n: number, k: number,
+    alpha: number, a: number, lda: number, b: number, ldb: number,
+    beta: number, c: number, ldc: number, work: number,
+  ): void;
+  heapBase(): number;
+  WORKSPACE_BYTES: WebAssembly.Global;
+  MR: WebAssembly.Global;
+  NR: WebAssembly.Global;
+  MC: WebAssembly.Global;
+  KC: WebAssembly.Global;
+  NC: WebAssembly.Global;
+}
+
+/* ---------------------------------------------------------------- feature probes */
+
+/** A module with one function `() -> v128` whose body is three v128.const then `op`. */
+function probeModule(op: number[]): Uint8Array<ArrayBuffer> {
+  const v128Const = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
+  const body = [0x00 /* no locals */, ...v128Const, ...v128Const, ...v128Const, ...op, 0x0b /* end */];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+    0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body, // code section
+  ]);
+}
+
+// f32x4.relaxed_madd is 0xfd 0x105 (LEB128 0x85 0x02); the plain probe uses f32x4.add (0xfd 0xe4 0x01)
+// after dropping one operand, so both probes share the same three-constant body.
+const RELAXED_PROBE = probeModule([0xfd, 0x85, 0x02]);
+const SIMD_PROBE = probeModule([0x1a /* drop */, 0xfd, 0xe4, 0x01]);
+
+export function simdSupported(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+}
+
+export function relaxedSimdSupported(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_PROBE);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+// Literal `new URL('./…', import.meta.url)` expressions: Vite recognises exactly this form, emits
+// the .wasm files as assets and rewrites the URLs; in Node they are file: URLs next to this module.
+function wasmUrl(variant: GemmVariant): URL {
+  return variant === 'relaxed'
+    ? new URL('./build/gemm-relaxed.wasm', import.meta.url)
+    : new URL('./build/gemm-simd.wasm', import.meta.url);
+}
+
+async function readFileUrl(url: URL): Promise<Uint8Array<ArrayBuffer>> {
+  // A non-literal specifier keeps bundlers from trying to resolve node:fs for the browser build.
+  const fsModule = 'node:fs/promises';
+  const fs = (await import(/* @vite-ignore */ fsModule)) as typeof import('node:fs/promises');
+  try {
+    return await fs.readFile(url);
+  } catch (err) {
+    throw new Error(`gemm: cannot read ${url.href} (run \`npm run build:wasm\`): ${(err as Error).message}`);
+  }
+}
+
+async function compileFromUrl(url: URL): Promise<WebAssembly.Module> {
+  if (url.protocol === 'file:') return WebAssembly.compile(await readFileUrl(url));
+  if (typeof WebAssembly.compileStreaming === 'function') {
+    try {
+      return await WebAssembly.compileStreaming(fetch(url));
+    } catch {
+      // Typically a server that does not send `application/wasm`: fall back to a buffered compile.
+    }
+  }
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`gemm: fetching ${url.href} failed: ${response.status} ${response.statusText}`);
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+/** Compiled modules are shared by every instance in this realm (a worker compiles once). */
+const modules = new Map<GemmVariant, Promise<WebAssembly.Module>>();
+
+function compiledModule(variant: GemmVariant): Promise<WebAssembly.Module> {
+  let module = modules.get(variant);
+  if (!module) {
+    module = compileFromUrl(wasmUrl(variant));
+    module.catch(() => modules.delete(variant)); // let a later call retry
+    modules.set(variant, module);
+  }
+  return module;
+}
+
+/* ---------------------------------------------------------------- instance */
+
+const PAGE = 65536;
+const ALIGN = 64; // a cache line: buffers never share one, and v128 loads never straddle two needlessly
+/** Arena bytes reserved up front, so small problems never grow the memory. */
+const INITIAL_ARENA_BYTES = 4 << 20;
+const INITIAL_PAGES = 64;
+
+const alignUp = (x: number, a: number): number => Math.ceil(x / a) * a;
+
+export interface CreateGemmOptions {
+  /** Force a build; default: 'relaxed' when the engine supports relaxed SIMD, else 'simd'. */
+  variant?: GemmVariant;
+}
+
+export async function createGemm(options: CreateGemmOptions = {}): Promise<Gemm> {
+  if (!simdSupported()) throw new Error('gemm: this WebAssembly engine has no SIMD128 support');
+  const relaxed = relaxedSimdSupported();
+  const variant = options.variant ?? (relaxed ? 'relaxed' : 'simd');
+  if (variant === 'relaxed' && !relaxed) {
+    throw new Error('gemm: relaxed SIMD is not available (Node 20 needs --experimental-wasm-relaxed-simd)');
+  }
+  const module = await compiledModule(variant);
+  // The imported memory must be at least as large as the module's declared minimum (its statics:
+  // a few bytes with the stub runtime). Start above that with room for the ~3.2 MiB packing
+  // workspace; the constructor grows it to workspace + first arena once the exact sizes are known.
+  const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES });
+  // Asynchronous instantiation: browsers refuse synchronous instantiation of larger modules on
+  // the main thread, and this keeps the door open for that even though the module is small.
+  const instance = await WebAssembly.instantiate(module, { env: { memory } });
+  return new WasmGemm(variant, memory, instance.exports as unknown as KernelExports);
+}
+
+interface Scratch {
+  ptr: number; // start of the block (A | B | C)
+  bytes: number;
+  a: number;
+  b: number;
+  c: number;
+  aLen: number;
+  bLen: number;
+  cLen: number;
+  // views over the current memory.buffer, rebuilt when it grows or the layout changes
+  viewA: Float32Array | null;
+  viewB: Float32Array | null;
+  viewC: Float32Array | null;
+}
+
+class WasmGemm implements Gemm {
+  readonly blocking: GemmBlocking;
+  private readonly work: number;
+  private readonly arenaBase: number;
+  private top: number;
+  private scratch: Scratch | null = null;
+  private viewsOf: ArrayBuffer | null = null;
+
+  constructor(
+    readonly variant: GemmVariant,
+    readonly memory: WebAssembly.Memory,
+    private readonly exports: KernelExports,
+  ) {
+    const g = (x: WebAssembly.Global): number => x.value as number;
+    this.blocking = { mr: g(this.exports.MR), nr: g(this.exports.NR), mc: g(this.exports.MC), kc: g(this.exports.KC), nc: g(this.exports.NC) };
+    this.work = alignUp(this.exports.heapBase(), ALIGN);
+    this.arenaBase = alignUp(this.work + g(this.exports.WORKSPACE_BYTES), ALIGN);
+    this.top = this.arenaBase;
+    this.ensure(this.arenaBase + INITIAL_ARENA_BYTES);
+  }
+
+  /* -------------------------------------------------- memory */
+
+  private ensure(end: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+  }
+
+  alloc(length: number): number {
+    if (!Number.isInteger(length) || length < 0) throw new RangeError(`gemm.alloc: bad length ${length}`);
+    const ptr = alignUp(this.top, ALIGN);
+    this.ensure(ptr + length * 4);
+    this.top = ptr + length * 4;
+    return ptr;
+  }
+
+  f32(ptr: number, length: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, length);
+  }
+
+  reset(): void {
+    this.top = this.arenaBase;
+    this.scratch = null;
+  }
+
+  /** Scratch for the copying API, reused while it is large enough; grown in place when it is the
+   * newest arena block, otherwise re-allocated at the top (the old block stays until reset). */
+  private scratchFor(aLen: number, bLen: number, cLen: number): Scratch {
+    const s = this.scratch;
+    if (s && s.aLen === aLen && s.bLen === bLen && s.cLen === cLen) return s;
+    const a = 0;
+    const b = alignUp(a + aLen * 4, ALIGN);
+    const c = alignUp(b + bLen * 4, ALIGN);
+    const bytes = c + cLen * 4;
+    let ptr: number;
+    if (s && bytes <= s.bytes) ptr = s.ptr;
+    else if (s && s.ptr + s.bytes === this.top) {
+      ptr = s.ptr;
+      this.ensure(ptr + bytes);
+      this.top = ptr + bytes;
+    } else {
+      ptr = this.alloc(Math.ceil(bytes / 4));
+    }
+    const next: Scratch = {
+      ptr, bytes: Math.max(bytes, s && s.ptr === ptr ? s.bytes : 0),
+      a: ptr + a, b: ptr + b, c: ptr + c, aLen, bLen, cLen,
+      viewA: null, viewB: null, viewC: null,
+    };
+    this.scratch = next;
+    return next;
+  }
+
+  private views(s: Scratch): { A: Float32Array; B: Float32Array; C: Float32Array } {
+    const buffer = this.memory.buffer;
+    if (this.viewsOf !== buffer || !s.viewA || !s.viewB || !s.viewC) {
+      s.viewA = new Float32Array(buffer, s.a, s.aLen);
+      s.viewB = new Float32Array(buffer, s.b, s.bLen);
+      s.viewC = new Float32Array(buffer, s.c, s.cLen);
+      this.viewsOf = buffer;
+    }
+    return { A: s.viewA, B: s.viewB, C: s.viewC };
+  }
+
+  /* -------------------------------------------------- gemm */
+
+  sgemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array,
+  ): void {
+    checkDims(M, N, K);
+    const aLen = M * K, bLen = K * N, cLen = M * N;
+    if (A.length < aLen) throw new RangeError(`gemm: A has ${A.length} elements, needs ${aLen} (${M}×${K})`);
+    if (B.length < bLen) throw new RangeError(`gemm: B has ${B.length} elements, needs ${bLen} (${K}×${N})`);
+    if (C.length < cLen) throw new RangeError(`gemm: C has ${C.length} elements, needs ${cLen} (${M}×${N})`);
+    if (cLen === 0) return;
+    const s = this.scratchFor(aLen, bLen, cLen);
+    const v = this.views(s);
+    copyIn(v.A, A, aLen);
+    copyIn(v.B, B, bLen);
+    if (beta !== 0) copyIn(v.C, C, cLen);
+    this.exports.sgemm(
+      transA ? 1 : 0, transB ? 1 : 0, M, N, K,
+      alpha, s.a, transA ? M : K, s.b, transB ? K : N,
+      beta, s.c, N, this.work,
+    );
+    // The kernel never grows memory, so v.C is still a live view here.
+    C.set(v.C);
+  }
+
+  sgemmPtr(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: number, lda: number, B: number, ldb: number, beta: number, C: number, ldc: number,
+  ): void {
+    checkDims(M, N, K);
+    if (M === 0 || N === 0) return;
+    // O(1) bounds checks: a bad pointer would otherwise silently overwrite the packing workspace
+    // or another buffer rather than trap.
+    const end = this.memory.buffer.byteLength;
+    if (K > 0) {
+      this.checkMatrix('A', A, transA ? K : M, transA ? M : K, lda, end);
+      this.checkMatrix('B', B, transB ? N : K, transB ? K : N, ldb, end);
+    }
+    this.checkMatrix('C', C, M, N, ldc, end);
+    this.exports.sgemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, this.work);
+  }
+
+  private checkMatrix(name: string, ptr: number, rows: number, cols: number, ld: number, end: number): void {
+    if (!Number.isInteger(ptr) || !Number.isInteger(ld) || ld < cols) {
+      throw new RangeError(`gemm: ${name} pointer ${ptr} / stride ${ld} invalid for ${rows}×${cols}`);
+    }
+    const last = ptr + ((rows - 1) * ld + cols) * 4;
+    if (ptr < this.arenaBase || last > end) {
+      throw new RangeError(`gemm: ${name} (${rows}×${cols}, stride ${ld}) at ${ptr} lies outside the arena [${this.arenaBase}, ${end})`);
+    }
+  }
+}
+
+const isDim = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;
+
+function checkDims(M: number, N: number, K: number): void {
+  if (!isDim(M) || !isDim(N) || !isDim(K)) throw new RangeError(`gemm: invalid dimensions M=${M} N=${N} K=${K}`);
+}
+
+/** Copies the first `length` elements of src; an exact-length source needs no subarray view. */
+function copyIn(dst: Float32Array, src: Float32Array, length: number): void {
+  dst.set(src.length === length ? src : src.subarray(0, length));
+}
