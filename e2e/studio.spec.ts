@@ -72,6 +72,9 @@ test('AdaRound runs in the browser worker and gives the CLI’s numbers for the 
   await page.getByLabel('Weight bits').selectOption('3');
   await page.getByLabel('Activation bits').selectOption('8');
   await page.getByRole('button', { name: 'Run', exact: true }).click();
+  // the live loss curve of the layer being reconstructed
+  await expect(page.getByRole('img', { name: /Loss curve of layer/ })).toBeVisible({ timeout: 60_000 });
+  await page.screenshot({ path: 'test-results/screenshots/studio-adaround-running.png', fullPage: true });
   await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });
   const quant = await page.getByTestId('quant-top1').textContent();
   const exported = await page.getByTestId('exported-top1').textContent();

@@ -20,6 +20,8 @@ interface StudioState {
   loadError: string | null;
   plan: QuantPlan;
   run: RunState;
+  /** Loss curve of the layer being reconstructed (AdaRound), for the live chart. */
+  losses: { readonly layer: string; readonly points: readonly { iter: number; rec: number; reg: number }[] } | null;
   setPlan(plan: Partial<QuantPlan>): void;
   openDemo(): Promise<void>;
   addFiles(files: DroppedFile[]): Promise<void>;
@@ -35,6 +37,7 @@ export const useStudio = create<StudioState>((set, get) => ({
   loadError: null,
   plan: DEFAULT_PLAN,
   run: { kind: 'idle' },
+  losses: null,
 
   setPlan(plan) {
     set({ plan: { ...get().plan, ...plan } });
@@ -65,13 +68,18 @@ export const useStudio = create<StudioState>((set, get) => ({
     if (!project?.summary || run.kind === 'running') return;
     if (run.kind === 'done') URL.revokeObjectURL(run.exportUrl);
     const startedAt = performance.now();
-    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt } });
+    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt }, losses: null });
     try {
       const outcome = await studioWorker().run(
         plan,
         Comlink.proxy((e) => {
           if (e.type === 'stage') set({ run: { kind: 'running', stage: e.stage, done: 0, total: 1, startedAt } });
           else if (e.type === 'progress') set({ run: { kind: 'running', stage: e.stage, done: e.done, total: e.total, startedAt } });
+          else if (e.type === 'loss') {
+            const prev = get().losses;
+            const point = { iter: e.iter, rec: e.rec, reg: e.reg };
+            set({ losses: prev?.layer === e.layer ? { layer: e.layer, points: [...prev.points, point] } : { layer: e.layer, points: [point] } });
+          }
         }),
       );
       const base = (project.modelName ?? 'model').replace(/\.onnx$/i, '');

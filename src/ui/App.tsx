@@ -34,7 +34,7 @@ export function App() {
         <DropZone />
         <ProjectPanel />
         <PlanPanel />
-        <RunPanel />
+        <RunPanel dark={theme === 'dark'} />
         <ResultsPanel dark={theme === 'dark'} />
       </main>
     </>

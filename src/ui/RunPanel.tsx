@@ -1,8 +1,10 @@
 import { STAGE_LABELS } from '../core/events';
 import { useStudio } from '../state/store';
+import { LossChart } from './LossChart';
 
-export function RunPanel() {
+export function RunPanel({ dark }: { dark: boolean }) {
   const { run, startRun, cancelRun, project } = useStudio();
+  const hasLosses = useStudio((s) => s.losses !== null);
   const ready = !!project?.summary && project.calibImages > 0;
   const running = run.kind === 'running';
   return (
@@ -25,6 +27,7 @@ export function RunPanel() {
           <progress max={run.total} value={run.done} aria-label={STAGE_LABELS[run.stage]} />
         </div>
       )}
+      {running && run.stage === 'quantize' && hasLosses && <LossChart dark={dark} />}
       {run.kind === 'cancelled' && <p role="status">Cancelled.</p>}
       {run.kind === 'failed' && (
         <p role="alert" className="error">
