@@ -3,11 +3,18 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { decodeModel } from '../src/core/onnx/codec';
 
-/** Any console error or uncaught exception fails the test: a studio that logs errors is broken. */
+/**
+ * Any console error, uncaught exception or request to another origin fails the test: a studio that
+ * logs errors is broken, and one that talks to the network breaks its promise that files stay local.
+ */
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => {
+    const url = new URL(r.url());
+    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== 'http://localhost:4173') errors.push(`request to another origin: ${r.url()}`);
+  });
   return errors;
 }
 
@@ -85,5 +92,22 @@ test('AdaRound runs in the browser worker and gives the CLI’s numbers for the 
   );
   const report = JSON.parse(out) as { quant: { top1: number }; exported: { top1: number } };
   expect([pct(report.quant.top1), pct(report.exported.top1)]).toEqual([quant, exported]);
+  expect(errors).toEqual([]);
+});
+
+test('a long run can be cancelled, and the studio runs again afterwards', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+  await page.getByLabel('Method').selectOption('adaround');
+  await page.getByLabel('Iterations per layer').fill('100000');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByRole('img', { name: /Loss curve of layer/ })).toBeVisible({ timeout: 60_000 });
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.getByText('Cancelled.')).toBeVisible({ timeout: 10_000 });
+  await page.getByLabel('Method').selectOption('rtn');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 120_000 });
   expect(errors).toEqual([]);
 });
