@@ -28,7 +28,7 @@ describe('canonicalize', () => {
     const model = tinyResNet(3);
     const g = model.graph!;
     // put a BN directly on the network input
-    g.node!.unshift({ name: 'inbn', opType: 'BatchNormalization', input: ['input', 'stem.bn.gamma', 'stem.bn.beta', 'stem.bn.mean', 'stem.bn.var'], output: ['input_bn'] });
+    g.node!.unshift({ name: 'inbn', opType: 'BatchNormalization', input: ['input', 'stem.conv.bn.gamma', 'stem.conv.bn.beta', 'stem.conv.bn.mean', 'stem.conv.bn.var'], output: ['input_bn'] });
     g.node![1]!.input![0] = 'input_bn';
     // make shapes agree: this BN has 4 channels but the input has 1; only the structure matters here
     const { report, model: out } = canonicalize(model);

@@ -67,9 +67,9 @@ describe('partition of a residual network', () => {
     expect(p.blocks.map((b) => [b.id, b.input, b.output])).toEqual([
       ['stem.conv', 'input', 'stem.relu_out'],
       ['b1.conv1', 'stem.relu_out', 'b1.relu1_out'],
-      ['b1.conv2', 'b1.relu1_out', 'b1.bn2_out'],
+      ['b1.conv2', 'b1.relu1_out', 'b1.conv2.bn_out'],
       ['b2.conv1', 'b1.relu2_out', 'b2.relu1_out'],
-      ['b2.conv2', 'b2.relu1_out', 'b2.bn2_out'],
+      ['b2.conv2', 'b2.relu1_out', 'b2.conv2.bn_out'],
       ['b2.down', 'b1.relu2_out', 'b2.down.bn_out'],
       ['fc', 'b2.relu2_out', 'logits'],
     ]);
