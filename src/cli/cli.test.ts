@@ -87,6 +87,29 @@ describe('lowbit inspect', () => {
   });
 });
 
+describe('lowbit quantize --plan and --calib-size', () => {
+  it('runs a saved plan, lets flags override it, and calibrates on a seeded subset', async () => {
+    const planPath = join(tmp, 'plan.json');
+    writeFileSync(planPath, JSON.stringify({ method: 'rtn', wbits: 4, abits: 8, headStem8bit: true }));
+    const reportPath = join(tmp, 'plan-report.json');
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--plan', planPath, '--abits', 'none', '--calib-size', '32', '-o', join(tmp, 'p.onnx'), '--report', reportPath);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(reportPath, 'utf8'));
+    expect(report.plan).toMatchObject({ method: 'rtn', wbits: 4, abits: null });
+    expect(report.calibration.images).toBe(32);
+    expect(report.layers.map((l: { wbits: number }) => l.wbits)).toEqual([8, 4, 4, 4, 4, 4, 4, 4, 4, 8]);
+    expect(report.fp).toBeNull();
+  });
+
+  it('rejects a plan naming an unknown method', async () => {
+    const planPath = join(tmp, 'bad-plan.json');
+    writeFileSync(planPath, JSON.stringify({ method: 'magic', wbits: 4, abits: 8 }));
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--plan', planPath, '-o', join(tmp, 'x.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown method "magic"; this version supports: rtn, adaround/);
+  });
+});
+
 describe('bad input exits with code 2 and a one-line reason', () => {
   it('a missing model file', async () => {
     const r = await lowbit('inspect', join(tmp, 'nope.onnx'));

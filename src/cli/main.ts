@@ -13,6 +13,7 @@ import { CancelledError } from '../core/events';
 import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
 import { ImageDecodeError } from '../core/data/png';
 import { readImageFolder } from './files';
+import { sampleImages } from '../core/data/sample';
 import { finishReporter, terminalReporter } from './progress';
 import type { ModelSummary } from '../core/graph/summary';
 
@@ -24,7 +25,8 @@ class UsageError extends Error {
 const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
-  lowbit quantize MODEL --calib DIR [--val DIR] --method rtn|adaround [--wbits N] [--abits N|none] [--iters N] [--seed N]
+  lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround] [--wbits N] [--abits N|none]
+                  [--iters N] [--seed N] [--calib-size N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
@@ -60,6 +62,17 @@ function preprocessFrom(values: Record<string, string | boolean | undefined>, su
     mean: values.mean ? numbers('mean', values.mean as string) : base.mean,
     std: values.std ? numbers('std', values.std as string) : base.std,
   };
+}
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new UsageError(`${path}: cannot read the plan file`);
+  });
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new UsageError(`${path}: the plan is not valid JSON`);
+  }
 }
 
 async function readLabels(path: string | undefined): Promise<string[] | undefined> {
@@ -139,9 +152,11 @@ async function quantize(args: string[]): Promise<void> {
     options: {
       calib: { type: 'string' },
       val: { type: 'string' },
-      method: { type: 'string', default: 'rtn' },
-      wbits: { type: 'string', default: String(DEFAULT_PLAN.wbits) },
-      abits: { type: 'string', default: String(DEFAULT_PLAN.abits) },
+      plan: { type: 'string' },
+      method: { type: 'string' },
+      wbits: { type: 'string' },
+      abits: { type: 'string' },
+      'calib-size': { type: 'string' },
       'no-head-stem-8bit': { type: 'boolean' },
       'weight-format': { type: 'string', default: 'integer' },
       iters: { type: 'string' },
@@ -155,11 +170,14 @@ async function quantize(args: string[]): Promise<void> {
   const model = await readModel(positionals[0]);
   if (!values.calib) throw new UsageError('quantize needs --calib DIR (a folder of calibration images)');
   if (!values.output) throw new UsageError('quantize needs -o OUT.onnx');
+  // a saved plan is the starting point; flags given on the command line override its fields
+  const base: Record<string, unknown> = values.plan ? await readJson(values.plan) : { ...DEFAULT_PLAN };
   const plan = parsePlan({
-    method: values.method,
-    wbits: Number(values.wbits),
-    abits: values.abits === 'none' ? null : Number(values.abits),
-    headStem8bit: !values['no-head-stem-8bit'],
+    ...base,
+    ...(values.method !== undefined ? { method: values.method } : {}),
+    ...(values.wbits !== undefined ? { wbits: Number(values.wbits) } : {}),
+    ...(values.abits !== undefined ? { abits: values.abits === 'none' ? null : Number(values.abits) } : {}),
+    ...(values['no-head-stem-8bit'] ? { headStem8bit: false } : {}),
     ...(values.iters !== undefined ? { iters: Number(values.iters) } : {}),
     ...(values.seed !== undefined ? { seed: Number(values.seed) } : {}),
   });
@@ -167,7 +185,12 @@ async function quantize(args: string[]): Promise<void> {
   if (weightFormat !== 'integer' && weightFormat !== 'float') throw new UsageError('--weight-format must be integer or float');
   const { summary } = await loadModel(model.bytes, model.external);
   const preprocess = preprocessFrom(values, summary);
-  const calib = await readImageFolder(values.calib);
+  let calib = await readImageFolder(values.calib);
+  if (values['calib-size'] !== undefined) {
+    const n = Number(values['calib-size']);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError('--calib-size must be a positive integer');
+    calib = sampleImages(calib, n, plan.seed ?? 0);
+  }
   const val = values.val ? await readImageFolder(values.val) : [];
   const classNames = await readLabels(values.labels);
   const controller = new AbortController();
