@@ -4,15 +4,11 @@ import {
   adaroundInit,
   adaroundRegBackward,
   adaroundRegForward,
-  clipBackward,
-  clipForward,
   conv2dBackward,
   conv2dForward,
   gemmBackward,
   gemmForward,
-  reluBackward,
   rectifiedSigmoid,
-  reluForward,
   type Conv2dAttrs,
   type Nd,
   type QuantGrid,
@@ -110,8 +106,6 @@ function batchOf(t: Nd, idx: readonly number[]): Nd {
   return { shape: [idx.length, ...t.shape.slice(1)], data: out };
 }
 
-const activate = (a: FollowingActivation, y: Nd): Nd => (a === null ? y : a.kind === 'relu' ? reluForward(y) : clipForward(y, a.min, a.max));
-const activateBack = (a: FollowingActivation, y: Nd, dy: Nd): Nd => (a === null ? dy : a.kind === 'relu' ? reluBackward(y, dy) : clipBackward(y, dy, a.min, a.max));
 
 /**
  * AdaRound on one layer (algorithms.md §2): learn, per weight, whether to round down or up, by
@@ -130,6 +124,7 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
   const rand = rng(o.seed + 1);
   const trace: AdaRoundTrace[] = [];
   const every = Math.max(1, Math.floor(o.iters / 100));
+  let dYbuf = new Float32Array(0);
   let lastYield = performance.now();
   for (let t = 0; t < o.iters; t++) {
     // let the worker (or Node) handle messages such as cancel, a few times a second
@@ -143,18 +138,22 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
     const target = batchOf(targets, idx);
     const wSoft = adaroundForward(weight, v, grid);
     const y = layer.forward(x, wSoft);
-    const a = activate(activation, y);
-    // d/da of channels · mean((a − target)²)
-    const scale = (2 * channels) / a.data.length;
-    const dA = new Float32Array(a.data.length);
+    // activation, loss and its gradient in one pass, into a buffer reused across iterations
+    const scale = (2 * channels) / y.data.length;
+    if (dYbuf.length !== y.data.length) dYbuf = new Float32Array(y.data.length);
+    const [lo, hi] = activation === null ? [-Infinity, Infinity] : activation.kind === 'relu' ? [0, Infinity] : [activation.min, activation.max];
+    const Y = y.data;
+    const T = target.data;
     let rec = 0;
-    for (let i = 0; i < dA.length; i++) {
-      const d = a.data[i]! - target.data[i]!;
+    for (let i = 0; i < Y.length; i++) {
+      const v = Y[i]!;
+      const inside = v > lo && v < hi;
+      const d = (inside ? v : v <= lo ? lo : hi) - T[i]!;
       rec += d * d;
-      dA[i] = scale * d;
+      dYbuf[i] = inside ? scale * d : 0;
     }
-    rec = (rec * channels) / a.data.length;
-    const dY = activateBack(activation, y, { shape: a.shape, data: dA });
+    rec = (rec * channels) / Y.length;
+    const dY: Nd = { shape: y.shape, data: dYbuf };
     const dW = layer.weightGrad(x, wSoft, dY);
     const dV = adaroundBackward(weight, v, grid, dW);
     const beta = betaAt(t, o);

@@ -8,11 +8,9 @@ import { conv2dBackward, conv2dForward, type Conv2dAttrs, type Nd } from './refe
  * Grouped convolutions fall back to the reference kernels for now.
  */
 export class GemmConv {
-  private col = new Float32Array(0);
+  /** Byte offsets of this layer's buffers in the Gemm's memory, laid out once per geometry. */
+  private layout: { key: string; col: number; w: number; y: number; dy: number; dw: number } | null = null;
   private colFor: Float32Array | null = null;
-  private yt = new Float32Array(0);
-  private dyt = new Float32Array(0);
-  private dw = new Float32Array(0);
 
   constructor(
     private readonly gemm: Gemm,
@@ -29,12 +27,25 @@ export class GemmConv {
     return { B, C, H, W, K, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, rows: C * kh * kw, P: B * Ho * Wo };
   }
 
+  /**
+   * The columns, weights and outputs live in wasm memory so that the GEMMs read them in place:
+   * copying the column matrix in and out each call cost more than the multiplication. The Gemm's
+   * arena is reset here, so one GemmConv uses a Gemm at a time (layer-wise reconstruction does).
+   */
+  private buffers(g: ReturnType<GemmConv['geometry']>) {
+    const key = `${g.K}x${g.rows}x${g.P}`;
+    if (this.layout?.key !== key) {
+      this.gemm.reset();
+      this.layout = { key, col: this.gemm.alloc(g.rows * g.P), w: this.gemm.alloc(g.K * g.rows), y: this.gemm.alloc(g.K * g.P), dy: this.gemm.alloc(g.K * g.P), dw: this.gemm.alloc(g.K * g.rows) };
+      this.colFor = null;
+    }
+    return this.layout;
+  }
+
   /** Lays x out as [C·kh·kw, B·Ho·Wo]: one column per output position, zero where the window hits padding. */
-  private im2col(x: Nd, g: ReturnType<GemmConv['geometry']>): Float32Array {
-    if (this.colFor === x.data) return this.col;
-    const { B, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, rows, P } = g;
-    if (this.col.length < rows * P) this.col = new Float32Array(rows * P);
-    const col = this.col;
+  private im2col(x: Nd, g: ReturnType<GemmConv['geometry']>, col: Float32Array): void {
+    if (this.colFor === x.data) return;
+    const { B, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, P } = g;
     const X = x.data;
     for (let c = 0; c < C; c++) {
       for (let i = 0; i < kh; i++) {
@@ -50,28 +61,32 @@ export class GemmConv {
                 col.fill(0, dst, dst + Wo);
                 continue;
               }
-              const src = plane + iy * W;
-              for (let ox = 0; ox < Wo; ox++) {
-                const ix = ox * sw - pl + j * dw;
-                col[dst + ox] = ix >= 0 && ix < W ? X[src + ix]! : 0;
-              }
+              // the output columns whose window tap lands inside the row: zeros around them, a branch-free gather inside
+              // (rows are short: a loop beats subarray + set, which allocates)
+              const first = Math.min(Wo, Math.max(0, Math.ceil((pl - j * dw) / sw)));
+              const last = Math.max(first, Math.min(Wo, Math.floor((W - 1 + pl - j * dw) / sw) + 1));
+              if (first > 0) col.fill(0, dst, dst + first);
+              if (last < Wo) col.fill(0, dst + last, dst + Wo);
+              const src = plane + iy * W + first * sw - pl + j * dw;
+              for (let ox = first, ix = src; ox < last; ox++, ix += sw) col[dst + ox] = X[ix]!;
             }
           }
         }
       }
     }
     this.colFor = X;
-    return col;
   }
 
   forward(x: Nd, w: Nd): Nd {
     if (this.attrs.group !== 1) return conv2dForward(x, w, this.bias, this.attrs);
     const g = this.geometry(x, w);
     const { B, K, Ho, Wo, rows, P } = g;
-    const col = this.im2col(x, g);
-    if (this.yt.length < K * P) this.yt = new Float32Array(K * P);
-    this.gemm.sgemm(false, false, K, P, rows, 1, w.data, col.subarray(0, rows * P), 0, this.yt.subarray(0, K * P));
+    const at = this.buffers(g);
+    this.im2col(x, g, this.gemm.f32(at.col, rows * P));
+    this.gemm.f32(at.w, K * rows).set(w.data);
+    this.gemm.sgemmPtr(false, false, K, P, rows, 1, at.w, rows, at.col, P, 0, at.y, P);
     // [K, B·HoWo] → [B, K, HoWo], adding the bias on the way
+    const yt = this.gemm.f32(at.y, K * P);
     const hw = Ho * Wo;
     const y = new Float32Array(B * K * hw);
     const bias = this.bias?.data;
@@ -80,23 +95,23 @@ export class GemmConv {
       for (let b = 0; b < B; b++) {
         const src = k * P + b * hw;
         const dst = (b * K + k) * hw;
-        for (let p = 0; p < hw; p++) y[dst + p] = this.yt[src + p]! + bk;
+        for (let p = 0; p < hw; p++) y[dst + p] = yt[src + p]! + bk;
       }
     }
     return { shape: [B, K, Ho, Wo], data: y };
   }
 
-  /** dL/dW = dY' · colᵀ, with dY' the output gradient as [K, B·HoWo]. */
+  /** dL/dW = dY' · colᵀ, with dY' the output gradient as [K, B·HoWo]. Call after `forward` on the same `x`. */
   weightGrad(x: Nd, w: Nd, dy: Nd): Nd {
     if (this.attrs.group !== 1) return conv2dBackward(x, w, dy, this.attrs).dw;
     const g = this.geometry(x, w);
     const { B, K, Ho, Wo, rows, P } = g;
-    const col = this.im2col(x, g);
+    const at = this.buffers(g);
+    this.im2col(x, g, this.gemm.f32(at.col, rows * P));
     const hw = Ho * Wo;
-    if (this.dyt.length < K * P) this.dyt = new Float32Array(K * P);
-    for (let b = 0; b < B; b++) for (let k = 0; k < K; k++) this.dyt.set(dy.data.subarray((b * K + k) * hw, (b * K + k + 1) * hw), k * P + b * hw);
-    if (this.dw.length !== K * rows) this.dw = new Float32Array(K * rows);
-    this.gemm.sgemm(false, true, K, rows, P, 1, this.dyt.subarray(0, K * P), col.subarray(0, rows * P), 0, this.dw);
-    return { shape: [...w.shape], data: this.dw };
+    const dyt = this.gemm.f32(at.dy, K * P);
+    for (let b = 0; b < B; b++) for (let k = 0; k < K; k++) dyt.set(dy.data.subarray((b * K + k) * hw, (b * K + k + 1) * hw), k * P + b * hw);
+    this.gemm.sgemmPtr(false, true, K, rows, P, 1, at.dy, P, at.col, P, 0, at.dw, rows);
+    return { shape: [...w.shape], data: this.gemm.f32(at.dw, K * rows).slice() };
   }
 }
