@@ -9,7 +9,8 @@ import { decodeModel, encodeModel } from '../onnx/codec';
 import { DataType, type ModelProto } from '../onnx/schema';
 import { floatTensor } from '../onnx/tensor-data';
 import { ModelSession } from '../eval/runtime';
-import { randn, rng, tinyResNet } from '../testing/tiny-resnet';
+import { tinyResNet } from '../testing/tiny-resnet';
+import { randn, rng } from '../random';
 import type { ImageBatches } from '../data/batches';
 
 const X = randn(8 * 64, rng(5));

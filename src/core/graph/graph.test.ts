@@ -3,7 +3,8 @@ import { canonicalize } from './canonicalize';
 import { activationQuantPoints, findQuantLayers } from './layers';
 import { encodeModel } from '../onnx/codec';
 import { ModelSession } from '../eval/runtime';
-import { randn, rng, tinyResNet } from '../testing/tiny-resnet';
+import { tinyResNet } from '../testing/tiny-resnet';
+import { randn, rng } from '../random';
 import type { ModelProto } from '../onnx/schema';
 
 async function logits(model: ModelProto, x: Float32Array): Promise<Float32Array> {

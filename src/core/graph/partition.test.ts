@@ -5,7 +5,8 @@ import { mergeBlocks, partitionModel, PartitionError, splitBlock, type Granulari
 import { encodeModel } from '../onnx/codec';
 import { ModelSession } from '../eval/runtime';
 import type { ModelProto } from '../onnx/schema';
-import { randn, rng, tinyResNet } from '../testing/tiny-resnet';
+import { tinyResNet } from '../testing/tiny-resnet';
+import { randn, rng } from '../random';
 import { inceptionNet, mobileNetV2 } from '../testing/graphs';
 
 const GRANULARITIES: Granularity[] = ['layer', 'block', 'stage', 'net'];

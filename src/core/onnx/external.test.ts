@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel } from './codec';
 import type { ModelProto } from './schema';
-import { tinyResNet, randn, rng } from '../testing/tiny-resnet';
+import { tinyResNet } from '../testing/tiny-resnet';
+import { randn, rng } from '../random';
 import { loadModel, ModelInputError } from '../pipeline';
 import { ModelSession } from '../eval/runtime';
 

@@ -1,8 +1,5 @@
 import type { ModelProto } from '../onnx/schema';
-import { randn, rng } from '../random';
 import { GraphWriter } from './graph-writer';
-
-export { randn, rng };
 
 /**
  * A small residual CNN with unfolded BatchNorm, a projection shortcut, global pooling and a linear

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { roundHalfEven } from '../../../quant/quantizer';
-import { randn, rng } from '../../../testing/tiny-resnet';
+import { randn, rng } from '../../../random';
 import { size } from '../../../tensor/tensor';
 import { adaroundBackward, adaroundForward, adaroundRegBackward, adaroundRegForward } from './adaround';
 import { conv2dBackward, conv2dForward } from './conv2d';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { intAttr, intsAttr } from '../../../graph/attributes';
 import { DataType, type NodeProto, type TensorProto } from '../../../onnx/schema';
 import { floatTensor, int8Tensor, packSubByte } from '../../../onnx/tensor-data';
-import { randn, rng } from '../../../testing/tiny-resnet';
+import { randn, rng } from '../../../random';
 import { size, tensor, type Tensor } from '../../../tensor/tensor';
 import { conv2dForward } from './conv2d';
 import {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dequantizeTensor, quantizeTensor } from '../../../quant/quantizer';
-import { randn, rng } from '../../../testing/tiny-resnet';
+import { randn, rng } from '../../../random';
 import { tensor } from '../../../tensor/tensor';
 import { adaroundForward, adaroundHard, adaroundInit, adaroundRegBackward, adaroundRegForward, rectifiedSigmoid } from './adaround';
 import { fakeQuantBackward, fakeQuantForward } from './fake-quant';
