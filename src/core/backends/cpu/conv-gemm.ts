@@ -9,7 +9,7 @@ import { conv2dBackward, conv2dForward, type Conv2dAttrs, type Nd } from './refe
  */
 export class GemmConv {
   /** Byte offsets of this layer's buffers in the Gemm's memory, laid out once per geometry. */
-  private layout: { key: string; col: number; w: number; y: number; dy: number; dw: number } | null = null;
+  private layout: { key: string; x: number; col: number; w: number; y: number; dy: number; dw: number } | null = null;
   private colFor: Float32Array | null = null;
 
   constructor(
@@ -33,48 +33,21 @@ export class GemmConv {
    * arena is reset here, so one GemmConv uses a Gemm at a time (layer-wise reconstruction does).
    */
   private buffers(g: ReturnType<GemmConv['geometry']>) {
-    const key = `${g.K}x${g.rows}x${g.P}`;
+    const key = `${g.B}x${g.C}x${g.H}x${g.W}/${g.K}x${g.rows}x${g.P}`;
     if (this.layout?.key !== key) {
       this.gemm.reset();
-      this.layout = { key, col: this.gemm.alloc(g.rows * g.P), w: this.gemm.alloc(g.K * g.rows), y: this.gemm.alloc(g.K * g.P), dy: this.gemm.alloc(g.K * g.P), dw: this.gemm.alloc(g.K * g.rows) };
+      this.layout = { key, x: this.gemm.alloc(g.B * g.C * g.H * g.W), col: this.gemm.alloc(g.rows * g.P), w: this.gemm.alloc(g.K * g.rows), y: this.gemm.alloc(g.K * g.P), dy: this.gemm.alloc(g.K * g.P), dw: this.gemm.alloc(g.K * g.rows) };
       this.colFor = null;
     }
     return this.layout;
   }
 
-  /** Lays x out as [C·kh·kw, B·Ho·Wo]: one column per output position, zero where the window hits padding. */
-  private im2col(x: Nd, g: ReturnType<GemmConv['geometry']>, col: Float32Array): void {
+  /** The column matrix of x, written by the wasm module next to the GEMM; kept while x is the same batch. */
+  private im2col(x: Nd, g: ReturnType<GemmConv['geometry']>, at: NonNullable<GemmConv['layout']>): void {
     if (this.colFor === x.data) return;
-    const { B, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, P } = g;
-    const X = x.data;
-    for (let c = 0; c < C; c++) {
-      for (let i = 0; i < kh; i++) {
-        for (let j = 0; j < kw; j++) {
-          const row = ((c * kh + i) * kw + j) * P;
-          for (let b = 0; b < B; b++) {
-            const plane = (b * C + c) * H * W;
-            const base = row + b * Ho * Wo;
-            for (let oy = 0; oy < Ho; oy++) {
-              const iy = oy * sh - pt + i * dh;
-              const dst = base + oy * Wo;
-              if (iy < 0 || iy >= H) {
-                col.fill(0, dst, dst + Wo);
-                continue;
-              }
-              // the output columns whose window tap lands inside the row: zeros around them, a branch-free gather inside
-              // (rows are short: a loop beats subarray + set, which allocates)
-              const first = Math.min(Wo, Math.max(0, Math.ceil((pl - j * dw) / sw)));
-              const last = Math.max(first, Math.min(Wo, Math.floor((W - 1 + pl - j * dw) / sw) + 1));
-              if (first > 0) col.fill(0, dst, dst + first);
-              if (last < Wo) col.fill(0, dst + last, dst + Wo);
-              const src = plane + iy * W + first * sw - pl + j * dw;
-              for (let ox = first, ix = src; ox < last; ox++, ix += sw) col[dst + ox] = X[ix]!;
-            }
-          }
-        }
-      }
-    }
-    this.colFor = X;
+    this.gemm.f32(at.x, x.data.length).set(x.data);
+    this.gemm.im2colPtr(at.x, [g.B, g.C, g.H, g.W], [g.kh, g.kw], [g.sh, g.sw], [g.pt, g.pl], [g.dh, g.dw], [g.Ho, g.Wo], at.col);
+    this.colFor = x.data;
   }
 
   forward(x: Nd, w: Nd): Nd {
@@ -82,7 +55,7 @@ export class GemmConv {
     const g = this.geometry(x, w);
     const { B, K, Ho, Wo, rows, P } = g;
     const at = this.buffers(g);
-    this.im2col(x, g, this.gemm.f32(at.col, rows * P));
+    this.im2col(x, g, at);
     this.gemm.f32(at.w, K * rows).set(w.data);
     this.gemm.sgemmPtr(false, false, K, P, rows, 1, at.w, rows, at.col, P, 0, at.y, P);
     // [K, B·HoWo] → [B, K, HoWo], adding the bias on the way
@@ -107,7 +80,7 @@ export class GemmConv {
     const g = this.geometry(x, w);
     const { B, K, Ho, Wo, rows, P } = g;
     const at = this.buffers(g);
-    this.im2col(x, g, this.gemm.f32(at.col, rows * P));
+    this.im2col(x, g, at);
     const hw = Ho * Wo;
     const dyt = this.gemm.f32(at.dy, K * P);
     for (let b = 0; b < B; b++) for (let k = 0; k < K; k++) dyt.set(dy.data.subarray((b * K + k) * hw, (b * K + k + 1) * hw), k * P + b * hw);

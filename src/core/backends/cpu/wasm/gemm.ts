@@ -51,6 +51,15 @@ export interface Gemm {
     transA: boolean, transB: boolean, M: number, N: number, K: number,
     alpha: number, A: number, lda: number, B: number, ldb: number, beta: number, C: number, ldc: number,
   ): void;
+  /**
+   * im2col of an NCHW tensor at byte offset `x` ([B, C, H, W]) into `col` ([C·kh·kw, B·Ho·Wo]),
+   * both in this instance's memory: the layout a convolution's GEMM reads.
+   */
+  im2colPtr(
+    x: number, shape: readonly [number, number, number, number], kernel: readonly [number, number],
+    strides: readonly [number, number], padsTopLeft: readonly [number, number], dilations: readonly [number, number],
+    out: readonly [number, number], col: number,
+  ): void;
   /** Reserves `length` floats in wasm memory; returns the byte offset (64-byte aligned). */
   alloc(length: number): number;
   /** A Float32Array view of `length` floats at byte offset `ptr` (invalid after the memory grows). */
@@ -64,6 +73,10 @@ interface KernelExports {
     transA: number, transB: number, m: number, n: number, k: number,
     alpha: number, a: number, lda: number, b: number, ldb: number,
     beta: number, c: number, ldc: number, work: number,
+  ): void;
+  im2col(
+    x: number, b: number, c: number, h: number, w: number, kh: number, kw: number,
+    sh: number, sw: number, pt: number, pl: number, dh: number, dw: number, ho: number, wo: number, col: number,
   ): void;
   heapBase(): number;
   WORKSPACE_BYTES: WebAssembly.Global;
@@ -321,6 +334,17 @@ class WasmGemm implements Gemm {
     }
     this.checkMatrix('C', C, M, N, ldc, end);
     this.exports.sgemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, this.work);
+  }
+
+  im2colPtr(
+    x: number, [b, c, h, w]: readonly [number, number, number, number], [kh, kw]: readonly [number, number],
+    [sh, sw]: readonly [number, number], [pt, pl]: readonly [number, number], [dh, dw]: readonly [number, number],
+    [ho, wo]: readonly [number, number], col: number,
+  ): void {
+    const end = this.memory.buffer.byteLength;
+    this.checkMatrix('x', x, b * c, h * w, h * w, end);
+    this.checkMatrix('col', col, c * kh * kw, b * ho * wo, b * ho * wo, end);
+    this.exports.im2col(x, b, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, col);
   }
 
   private checkMatrix(name: string, ptr: number, rows: number, cols: number, ld: number, end: number): void {

@@ -353,3 +353,51 @@ export function sgemm(
     }
   }
 }
+
+/**
+ * im2col for NCHW convolution: x [B, C, H, W] → col [C·kh·kw, B·Ho·Wo], zero where a window tap
+ * falls in the padding. Lives beside the GEMM so that the column matrix is written where the GEMM
+ * reads it; in TypeScript this copy cost more than the multiplication.
+ */
+export function im2col(
+  x: usize, B: i32, C: i32, H: i32, W: i32, kh: i32, kw: i32,
+  sh: i32, sw: i32, pt: i32, pl: i32, dh: i32, dw: i32, Ho: i32, Wo: i32, col: usize,
+): void {
+  const P = B * Ho * Wo;
+  const swBytes = <usize>sw << 2;
+  for (let c = 0; c < C; c++) {
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const row = ((c * kh + i) * kw + j) * P;
+        // output columns whose tap lands inside the input row: [first, last)
+        const n = pl - j * dw;
+        let first = n <= 0 ? 0 : (n + sw - 1) / sw;
+        if (first > Wo) first = Wo;
+        const m = W - 1 + pl - j * dw;
+        let last = m < 0 ? 0 : m / sw + 1;
+        if (last > Wo) last = Wo;
+        if (last < first) last = first;
+        for (let b = 0; b < B; b++) {
+          const plane = (b * C + c) * H * W;
+          for (let oy = 0; oy < Ho; oy++) {
+            const dst = col + (<usize>(row + (b * Ho + oy) * Wo) << 2);
+            const iy = oy * sh - pt + i * dh;
+            if (iy < 0 || iy >= H) {
+              memory.fill(dst, 0, <usize>Wo << 2);
+              continue;
+            }
+            if (first > 0) memory.fill(dst, 0, <usize>first << 2);
+            if (last < Wo) memory.fill(dst + (<usize>last << 2), 0, <usize>(Wo - last) << 2);
+            let src = x + (<usize>(plane + iy * W + first * sw - n) << 2);
+            let d = dst + (<usize>first << 2);
+            for (let ox = first; ox < last; ox++) {
+              store<f32>(d, load<f32>(src));
+              src += swBytes;
+              d += 4;
+            }
+          }
+        }
+      }
+    }
+  }
+}
