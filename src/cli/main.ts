@@ -26,7 +26,7 @@ const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround] [--wbits N] [--abits N|none]
-                  [--iters N] [--seed N] [--calib-size N]
+                  [--scale minmax|lp] [--iters N] [--seed N] [--calib-size N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
@@ -160,6 +160,7 @@ async function quantize(args: string[]): Promise<void> {
       'no-head-stem-8bit': { type: 'boolean' },
       'weight-format': { type: 'string', default: 'integer' },
       iters: { type: 'string' },
+      scale: { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
       report: { type: 'string' },
@@ -178,6 +179,7 @@ async function quantize(args: string[]): Promise<void> {
     ...(values.wbits !== undefined ? { wbits: Number(values.wbits) } : {}),
     ...(values.abits !== undefined ? { abits: values.abits === 'none' ? null : Number(values.abits) } : {}),
     ...(values['no-head-stem-8bit'] ? { headStem8bit: false } : {}),
+    ...(values.scale !== undefined ? { scale: values.scale } : {}),
     ...(values.iters !== undefined ? { iters: Number(values.iters) } : {}),
     ...(values.seed !== undefined ? { seed: Number(values.seed) } : {}),
   });

@@ -16,7 +16,7 @@ import { adaroundModel } from './methods/adaround-model';
 import { createGemm } from './backends/cpu/wasm/gemm';
 import { exportQdq } from './export/qdq';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
-import { weightBitsFor, type QuantPlan } from './plan';
+import { scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
 
 /** The user's files for one run. Bytes are owned by the run (transferred to a worker, read from disk). */
@@ -160,11 +160,11 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   const weights = await stage('quantize', async (progress) => {
     if (plan.method === 'adaround') {
       const gemm = await createGemm();
-      return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
+      return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), scale: scaleSearchFor(plan), calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
     }
     return layers.map((layer, i) => {
       throwIfAborted(signal);
-      const q = roundToNearest(layer, weightBitsFor(layer, plan));
+      const q = roundToNearest(layer, weightBitsFor(layer, plan), scaleSearchFor(plan));
       progress(i + 1, layers.length);
       return q;
     });

@@ -5,6 +5,9 @@ export type MethodName = 'rtn' | 'adaround';
 
 export const METHODS: readonly MethodName[] = ['rtn', 'adaround'];
 
+/** How weight step sizes are chosen (algorithms.md §1.2): min–max, or BRECQ's 80-candidate 2.4-norm search. */
+export type ScaleSearch = 'minmax' | 'lp';
+
 /** Everything that decides a run's numbers. Serialisable: saved with results, loaded back to re-run. */
 export interface QuantPlan {
   readonly method: MethodName;
@@ -16,6 +19,8 @@ export interface QuantPlan {
   readonly headStem8bit: boolean;
   /** Per-layer weight-bit overrides, by layer name. */
   readonly layerBits?: Readonly<Record<string, Bits>>;
+  /** Weight step-size search; default min–max for round-to-nearest, Lp for AdaRound (as the references). */
+  readonly scale?: ScaleSearch;
   /** Optimisation steps per layer (AdaRound); the reference default is 10,000. */
   readonly iters?: number;
   /** Seeds every random choice of a run (batch sampling), so the same plan gives the same numbers. */
@@ -31,6 +36,10 @@ export function weightBitsFor(layer: QuantLayer, plan: QuantPlan): Bits {
   return plan.wbits;
 }
 
+export function scaleSearchFor(plan: QuantPlan): ScaleSearch {
+  return plan.scale ?? (plan.method === 'rtn' ? 'minmax' : 'lp');
+}
+
 export class PlanError extends Error {
   override name = 'PlanError';
 }
@@ -42,6 +51,7 @@ export function parsePlan(value: unknown): QuantPlan {
   if (typeof value !== 'object' || value === null) throw new PlanError('a plan must be a JSON object');
   const v = value as Record<string, unknown>;
   if (!METHODS.includes(v.method as MethodName)) throw new PlanError(`unknown method ${JSON.stringify(v.method)}; this version supports: ${METHODS.join(', ')}`);
+  if (v.scale !== undefined && v.scale !== 'minmax' && v.scale !== 'lp') throw new PlanError(`scale must be "minmax" or "lp", got ${JSON.stringify(v.scale)}`);
   for (const k of ['iters', 'seed'] as const) {
     if (v[k] !== undefined && (!Number.isInteger(v[k]) || (v[k] as number) < (k === 'iters' ? 1 : 0))) throw new PlanError(`${k} must be a ${k === 'iters' ? 'positive' : 'non-negative'} integer, got ${JSON.stringify(v[k])}`);
   }
@@ -55,6 +65,7 @@ export function parsePlan(value: unknown): QuantPlan {
     abits: v.abits as Bits | null,
     headStem8bit: v.headStem8bit !== false,
     layerBits: layerBits as Record<string, Bits>,
+    ...(v.scale !== undefined ? { scale: v.scale as ScaleSearch } : {}),
     ...(v.iters !== undefined ? { iters: v.iters as number } : {}),
     ...(v.seed !== undefined ? { seed: v.seed as number } : {}),
   };

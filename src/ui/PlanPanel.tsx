@@ -1,6 +1,6 @@
 import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
-import type { MethodName } from '../core/plan';
+import type { MethodName, ScaleSearch } from '../core/plan';
 import { ADAROUND_DEFAULTS } from '../core/methods/adaround';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
@@ -53,6 +53,13 @@ export function PlanPanel() {
             ))}
           </select>
         </label>
+        <label>
+          Weight step size
+          <select value={plan.scale ?? (plan.method === 'rtn' ? 'minmax' : 'lp')} disabled={disabled} onChange={(e) => setPlan({ scale: e.target.value as ScaleSearch })}>
+            <option value="minmax">Min–max per channel</option>
+            <option value="lp">2.4-norm search (BRECQ)</option>
+          </select>
+        </label>
         <label className="check">
           <input type="checkbox" checked={plan.headStem8bit} disabled={disabled} onChange={(e) => setPlan({ headStem8bit: e.target.checked })} />
           First and last layers at 8 bits
@@ -60,8 +67,8 @@ export function PlanPanel() {
       </div>
       <p className="hint">
         {plan.method === 'rtn'
-          ? 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid spanning its channel’s largest magnitude. '
-          : 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. Step sizes come from a 2.4-norm search; the paper uses 10,000 iterations per layer. '}
+          ? 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid. '
+          : 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. The paper uses 10,000 iterations per layer. '}
         Activations: asymmetric uint8 per tensor, after each ReLU and residual add, ranges measured with the quantized weights.
       </p>
     </section>

@@ -5,7 +5,8 @@ import { activationKind, type QuantLayer } from '../graph/layers';
 import { attrInt, attrInts, attrString } from '../graph/attributes';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
 import { captureTensors } from '../quant/calibrate';
-import { lpSearchPerChannelSymmetric, type Bits } from '../quant/quantizer';
+import { lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, type Bits } from '../quant/quantizer';
+import type { ScaleSearch } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { conv2dAttrs, type Nd } from '../backends/cpu/reference';
 import { GemmConv } from '../backends/cpu/conv-gemm';
@@ -68,6 +69,7 @@ export interface AdaRoundModelInput {
   readonly model: ModelProto;
   readonly layers: readonly QuantLayer[];
   readonly bitsFor: (layer: QuantLayer) => Bits;
+  readonly scale: ScaleSearch;
   readonly calib: ImageBatches;
   readonly gemm: Gemm;
   readonly options: Partial<AdaRoundOptions>;
@@ -76,7 +78,7 @@ export interface AdaRoundModelInput {
 /**
  * AdaRound over the whole model, layer by layer in graph order (algorithms.md §2.5): each layer
  * sees inputs from the prefix already quantized (weights only; activations stay float), and
- * targets from the float model. Step sizes come from BRECQ's Lp search.
+ * targets from the float model. Step sizes from the plan's search (BRECQ's Lp search by default).
  */
 export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signal?: AbortSignal): Promise<QuantizedWeight[]> {
   const { model, layers, calib, gemm } = input;
@@ -91,7 +93,7 @@ export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signa
     const inputName = layer.node.input![0]!;
     const inputs = (await captureTensors(prefix, [inputName], calib, signal)).get(inputName)!;
     const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
-    const params = lpSearchPerChannelSymmetric(w.data, w.dims, 0, input.bitsFor(layer));
+    const params = (input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric)(w.data, w.dims, 0, input.bitsFor(layer));
     const target = targets.get(points[i]!.tensor)!;
     let last = 0;
     const result = await adaroundLayer(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { dequantizeTensor, intRange, minMaxPerChannelSymmetric, minMaxPerTensor, quantizeTensor, roundHalfEven } from './quantizer';
+import { dequantizeTensor, intRange, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, minMaxPerTensor, quantizeTensor, roundHalfEven } from './quantizer';
+import { randn, rng } from '../random';
 
 describe('quantizer', () => {
   it('rounds half to even, as ONNX QuantizeLinear does', () => {
@@ -43,5 +44,22 @@ describe('quantizer', () => {
     const p = minMaxPerChannelSymmetric(new Float32Array(4), [2, 2], 0, 4);
     expect(p.scale.every((s) => s > 0)).toBe(true);
     expect(Array.from(quantizeTensor(new Float32Array(4), [2, 2], p))).toEqual([0, 0, 0, 0]);
+  });
+
+  it('the Lp search (BRECQ, p = 2.4) clips outliers: a smaller step and a lower 2.4-norm error than min–max', () => {
+    const w = randn(2 * 256, rng(4), 0.1);
+    w[3] = 1.5; // one outlier in channel 0
+    const lpErr = (p: ReturnType<typeof minMaxPerChannelSymmetric>, c: number) => {
+      const q = dequantizeTensor(quantizeTensor(w, [2, 256], p), [2, 256], p);
+      let e = 0;
+      for (let i = c * 256; i < (c + 1) * 256; i++) e += Math.abs(q[i]! - w[i]!) ** 2.4;
+      return e;
+    };
+    const mm = minMaxPerChannelSymmetric(w, [2, 256], 0, 3);
+    const lp = lpSearchPerChannelSymmetric(w, [2, 256], 0, 3);
+    expect(lp.scale[0]!).toBeLessThan(mm.scale[0]!);
+    expect(lp.scale[0]!).toBeGreaterThanOrEqual(mm.scale[0]! * 0.21 - 1e-9); // 80 candidates down to 21% of the range
+    for (const c of [0, 1]) expect(lpErr(lp, c)).toBeLessThanOrEqual(lpErr(mm, c));
+    expect(lpErr(lp, 0)).toBeLessThan(lpErr(mm, 0));
   });
 });
