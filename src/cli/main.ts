@@ -12,6 +12,7 @@ import { parsePlan, PlanError, DEFAULT_PLAN } from '../core/plan';
 import { CancelledError } from '../core/events';
 import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
 import { ImageDecodeError } from '../core/data/png';
+import { ShapeError } from '../core/graph/shapes';
 import { readImageFolder } from './files';
 import { sampleImages } from '../core/data/sample';
 import { finishReporter, terminalReporter } from './progress';
@@ -218,7 +219,7 @@ async function quantize(args: string[]): Promise<void> {
   }
 }
 
-const BAD_INPUT = [UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
+const BAD_INPUT = [ShapeError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -83,8 +83,23 @@ export async function loadModel(bytes: Uint8Array, external?: ExternalFiles): Pr
   const decoded = decodeModel(bytes);
   const missing = externalLocations(decoded).filter((l) => !external?.has(l));
   if (missing.length) throw new ModelInputError(`the model keeps its weights in ${missing.map((m) => `"${m}"`).join(', ')}; add ${missing.length > 1 ? 'those files' : 'that file'} next to the model`);
+  checkStructure(decoded);
   const proto = inlineExternalData(decoded, external);
   return { proto, summary: summarizeModel(proto) };
+}
+
+/** The structural rules every later stage relies on; a file breaking them is refused with the first violation. */
+function checkStructure(model: ModelProto): void {
+  const produced = new Set<string>();
+  for (const [i, n] of (model.graph!.node ?? []).entries()) {
+    const label = `node ${i}${n.name ? ` "${n.name}"` : ''}`;
+    if (!n.opType) throw new ModelInputError(`${label} has no operator type: the file is corrupt`);
+    if (!(n.output ?? []).some(Boolean)) throw new ModelInputError(`${label} (${n.opType}) has no output: the file is corrupt`);
+    for (const o of n.output ?? []) {
+      if (o && produced.has(o)) throw new ModelInputError(`${label} (${n.opType}) writes "${o}", which another node also writes: the file is corrupt`);
+      if (o) produced.add(o);
+    }
+  }
 }
 
 /** Batch size: the model's fixed batch dimension, or 32 when it is dynamic. */

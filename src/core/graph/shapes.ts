@@ -40,6 +40,7 @@ function broadcast(a: readonly number[], b: readonly number[]): number[] {
 const norm = (axis: number, rank: number): number => (axis < 0 ? axis + rank : axis);
 
 function poolOut(node: NodeProto, x: readonly number[], kernel: readonly number[]): number[] {
+  if (x.length < 3) throw new ShapeError(`expects an N×C×spatial input, got [${x.join(', ')}]`);
   const spatial = x.length - 2;
   const strides = attrInts(node, 'strides') ?? Array(spatial).fill(1);
   const dil = attrInts(node, 'dilations') ?? Array(spatial).fill(1);
@@ -73,8 +74,8 @@ export function inferShapes(model: ModelProto, inputShapes: ReadonlyMap<string, 
     try {
       inferNode(node, shapes, values, external);
     } catch (e) {
-      if (e instanceof ShapeError) throw new ShapeError(`node "${node.name || node.output?.[0]}" (${node.opType}): ${e.message}`);
-      throw e;
+      // attributes come from an untrusted file: any failure here means a malformed node
+      throw new ShapeError(`node "${node.name || node.output?.[0]}" (${node.opType}): ${e instanceof ShapeError ? e.message : `malformed attributes or inputs (${(e as Error).message})`}`);
     }
   }
   return { shapes, values };
