@@ -129,6 +129,11 @@ describe('bad input exits with code 2 and a one-line reason', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--calib/);
   });
+  it('preprocessing that does not fit the model input', async () => {
+    const r = await lowbit('eval', `${DEMO}/model.onnx`, '--val', `${DEMO}/val`, '--preprocess', 'imagenet');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/expects input \[batch, 1, 28, 28\] but preprocessing produces \[N, 3, 224, 224\]/);
+  });
   it('an unsupported bit width', async () => {
     const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--wbits', '9', '-o', join(tmp, 'x.onnx'));
     expect(r.code).toBe(2);

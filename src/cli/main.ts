@@ -1,10 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadModel, ModelInputError, runQuantization } from '../core/pipeline';
+import { batchSizeFor, loadModel, ModelInputError, runQuantization } from '../core/pipeline';
 import { decodeModel, encodeModel, OnnxDecodeError } from '../core/onnx/codec';
 import { DatasetError, labelImages } from '../core/data/image-set';
-import { FASHION_MNIST, PreprocessError, proposePreprocess, type PreprocessSpec } from '../core/data/preprocess';
+import { PRESETS, PreprocessError, proposePreprocess, type PreprocessSpec } from '../core/data/preprocess';
 import { ImageBatches } from '../core/data/batches';
 import { ModelSession } from '../core/eval/runtime';
 import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
@@ -29,7 +29,7 @@ const USAGE = `usage:
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround] [--wbits N] [--abits N|none]
                   [--scale minmax|lp] [--iters N] [--seed N] [--calib-size N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
-preprocessing: --preprocess fmnist | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
+preprocessing: --preprocess fmnist|imagenet | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
 const PREPROCESS_OPTIONS = {
   preprocess: { type: 'string' },
@@ -49,8 +49,9 @@ function numbers(flag: string, value: string): number[] {
 
 function preprocessFrom(values: Record<string, string | boolean | undefined>, summary: ModelSummary): PreprocessSpec {
   if (values.preprocess !== undefined) {
-    if (values.preprocess === 'fmnist') return FASHION_MNIST;
-    throw new UsageError(`unknown --preprocess "${values.preprocess}"; known presets: fmnist (or give --size, --mean, --std, --channels)`);
+    const preset = PRESETS[values.preprocess as string];
+    if (preset) return preset;
+    throw new UsageError(`unknown --preprocess "${values.preprocess}"; known presets: ${Object.keys(PRESETS).join(', ')} (or give --size, --mean, --std, --channels)`);
   }
   const base = proposePreprocess(summary.inputs[0]?.shape ?? []);
   const size = values.size ? numbers('size', values.size as string) : [...base.size];
@@ -59,6 +60,8 @@ function preprocessFrom(values: Record<string, string | boolean | undefined>, su
   if (channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
   return {
     size: [size[0]!, size[1]!],
+    // an explicit --size means "resize to this", not the preset's resize-then-crop
+    ...(base.resize && !values.size ? { resize: base.resize } : {}),
     channels,
     mean: values.mean ? numbers('mean', values.mean as string) : base.mean,
     std: values.std ? numbers('std', values.std as string) : base.std,
@@ -139,7 +142,7 @@ async function evalCommand(args: string[]): Promise<void> {
   const set = labelImages(files.map((f) => f.path), await readLabels(values.labels));
   if (!set.classes) throw new DatasetError(`${values.val}: images need class sub-folders to be evaluated`);
   const byPath = new Map(files.map((f) => [f.path, f]));
-  const batch = typeof summary.inputs[0]?.shape[0] === 'number' ? (summary.inputs[0].shape[0] as number) : 32;
+  const batch = batchSizeFor(summary, spec);
   const session = await ModelSession.create(external.size ? encodeModel(proto) : bytes, 'all');
   const acc = await evaluateAccuracy(session, new ImageBatches(set.images.map((i) => byPath.get(i.path)!), spec, batch), set.images.map((i) => i.label!));
   await session.release();

@@ -102,8 +102,8 @@ function checkStructure(model: ModelProto): void {
   }
 }
 
-/** Batch size: the model's fixed batch dimension, or 32 when it is dynamic. */
-function batchSize(summary: ModelSummary, spec: PreprocessSpec): number {
+/** Checks that preprocessing fits the model's input; returns the batch size: the model's fixed batch dimension, or 32 when it is dynamic. */
+export function batchSizeFor(summary: ModelSummary, spec: PreprocessSpec): number {
   const input = summary.inputs[0];
   if (!input) throw new ModelInputError('the model has no inputs');
   if (summary.inputs.length > 1) throw new ModelInputError(`the model has ${summary.inputs.length} inputs; the studio quantizes single-input image models`);
@@ -145,7 +145,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   const { proto, summary } = await stage('load', async () => loadModel(input.model, input.external));
   // ORT takes one buffer: re-encode only when weights had to be inlined from external files
   const selfContained = input.external?.size ? encodeModel(proto) : input.model;
-  const bs = batchSize(summary, input.preprocess);
+  const bs = batchSizeFor(summary, input.preprocess);
   if (input.calib.length === 0) throw new DatasetError('no calibration images were given');
   const val = input.val.length ? labelImages(input.val.map((f) => f.path), input.classNames) : null;
   if (val && !val.classes) throw new DatasetError('the validation images have no class sub-folders, so accuracy cannot be measured');

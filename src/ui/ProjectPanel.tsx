@@ -49,6 +49,7 @@ export function ProjectPanel() {
           <>
             <dt>Preprocessing</dt>
             <dd>
+              {project.preprocess.resize ? `shorter side ${project.preprocess.resize}, centre crop ` : ''}
               {project.preprocess.size.join('×')}, {project.preprocess.channels} channel{project.preprocess.channels > 1 ? 's' : ''}, mean [{project.preprocess.mean.join(', ')}], std [{project.preprocess.std.join(', ')}]
             </dd>
           </>

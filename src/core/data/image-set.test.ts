@@ -48,6 +48,15 @@ describe('preprocessInto', () => {
     expect(Array.from(three)).toEqual([1, 1, 1]);
   });
 
+  it('ImageNet style: scales the shorter side, then crops the centre', () => {
+    // 8 wide, 4 high, each pixel holding its column index: scale 1, so the crop is columns 2..5
+    const img = { width: 8, height: 4, channels: 1 as const, bitDepth: 8 as const, data: Uint8Array.from({ length: 32 }, (_, i) => i % 8) };
+    const out = new Float32Array(16);
+    preprocessInto(img, { size: [4, 4], resize: 4, channels: 1, mean: [0], std: [1 / 255] }, out, 0);
+    expect(Array.from(out.subarray(0, 4)).map((v) => Math.round(v * 1000) / 1000)).toEqual([2, 3, 4, 5]);
+    expect(() => preprocessInto(img, { size: [8, 8], resize: 4, channels: 1, mean: [0], std: [1] }, new Float32Array(64), 0)).toThrow(/smaller than/);
+  });
+
   it('resizes bilinearly with half-pixel centres', () => {
     const img = { width: 2, height: 1, channels: 1 as const, bitDepth: 8 as const, data: Uint8Array.from([0, 255]) };
     const out = new Float32Array(4);

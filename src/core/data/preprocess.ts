@@ -1,14 +1,24 @@
 import type { DecodedImage } from './png';
 
-/** How pixels become the model's input: scaled to [0, 1], resized, then (x − mean) / std per channel. */
+/**
+ * How pixels become the model's input: scaled to [0, 1], resized, then (x − mean) / std per channel.
+ * With `resize`, the shorter side is first scaled to that length and the centre `size` cropped
+ * (ImageNet evaluation: resize 256, crop 224); without it the image is resized to `size` directly.
+ */
 export interface PreprocessSpec {
   readonly size: readonly [height: number, width: number];
+  readonly resize?: number;
   readonly channels: 1 | 3;
   readonly mean: readonly number[];
   readonly std: readonly number[];
 }
 
 export const FASHION_MNIST: PreprocessSpec = { size: [28, 28], channels: 1, mean: [0.286], std: [0.353] };
+
+/** torchvision's ImageNet evaluation transform (bilinear, without its antialiasing filter). */
+export const IMAGENET: PreprocessSpec = { size: [224, 224], resize: 256, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+export const PRESETS: Readonly<Record<string, PreprocessSpec>> = { fmnist: FASHION_MNIST, imagenet: IMAGENET };
 
 export class PreprocessError extends Error {
   override name = 'PreprocessError';
@@ -36,9 +46,22 @@ export function preprocessInto(img: DecodedImage, spec: PreprocessSpec, out: Flo
   if (spec.mean.length !== C && spec.mean.length !== 1) throw new PreprocessError(`mean has ${spec.mean.length} values for ${C} channels`);
   if (spec.std.length !== C && spec.std.length !== 1) throw new PreprocessError(`std has ${spec.std.length} values for ${C} channels`);
   const px = sampler(img, C);
-  const sx = img.width / w;
-  const sy = img.height / h;
-  const same = img.width === w && img.height === h;
+  // output pixel (x, y) samples the source at ((x + ox + 0.5)·sx − 0.5, (y + oy + 0.5)·sy − 0.5)
+  let sx = img.width / w;
+  let sy = img.height / h;
+  let ox = 0;
+  let oy = 0;
+  if (spec.resize) {
+    const scale = spec.resize / Math.min(img.width, img.height);
+    const rw = Math.round(img.width * scale);
+    const rh = Math.round(img.height * scale);
+    if (rw < w || rh < h) throw new PreprocessError(`resize ${spec.resize} gives ${rw}×${rh}, smaller than the ${w}×${h} crop`);
+    sx = img.width / rw;
+    sy = img.height / rh;
+    ox = Math.round((rw - w) / 2);
+    oy = Math.round((rh - h) / 2);
+  }
+  const same = !spec.resize && img.width === w && img.height === h;
   for (let c = 0; c < C; c++) {
     const mean = spec.mean[c] ?? spec.mean[0]!;
     const std = spec.std[c] ?? spec.std[0]!;
@@ -48,8 +71,8 @@ export function preprocessInto(img: DecodedImage, spec: PreprocessSpec, out: Flo
         let v: number;
         if (same) v = px(x, y, c);
         else {
-          const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), img.width - 1);
-          const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), img.height - 1);
+          const fx = Math.min(Math.max((x + ox + 0.5) * sx - 0.5, 0), img.width - 1);
+          const fy = Math.min(Math.max((y + oy + 0.5) * sy - 0.5, 0), img.height - 1);
           const x0 = Math.floor(fx);
           const y0 = Math.floor(fy);
           const x1 = Math.min(x0 + 1, img.width - 1);
@@ -68,7 +91,7 @@ export function preprocessInto(img: DecodedImage, spec: PreprocessSpec, out: Flo
 export function proposePreprocess(inputShape: readonly (number | string)[]): PreprocessSpec {
   const [, c, h, w] = inputShape;
   const size: [number, number] = [typeof h === 'number' ? h : 28, typeof w === 'number' ? w : 28];
-  if (c === 3) return { size, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+  if (c === 3) return size[0] === 224 && size[1] === 224 ? IMAGENET : { ...IMAGENET, size, resize: Math.round((Math.min(...size) * 256) / 224) };
   if (size[0] === 28 && size[1] === 28) return FASHION_MNIST;
   return { size, channels: 1, mean: [0.5], std: [0.5] };
 }
