@@ -149,7 +149,8 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   if (input.calib.length === 0) throw new DatasetError('no calibration images were given');
   const val = input.val.length ? labelImages(input.val.map((f) => f.path), input.classNames) : null;
   if (val && !val.classes) throw new DatasetError('the validation images have no class sub-folders, so accuracy cannot be measured');
-  const valFiles = val ? val.images.map((im) => input.val.find((f) => f.path === im.path)!) : [];
+  const valByPath = new Map(input.val.map((f) => [f.path, f]));
+  const valFiles = val ? val.images.map((im) => valByPath.get(im.path)!) : [];
   const labels = val ? val.images.map((im) => im.label!) : [];
   const valBatches = new ImageBatches(valFiles, input.preprocess, bs);
   const calibBatches = new ImageBatches([...input.calib].sort((a, b) => a.path.localeCompare(b.path)), input.preprocess, bs);

@@ -27,6 +27,9 @@ export interface QuantPlan {
   readonly seed?: number;
 }
 
+/** AdaRound's iterations per layer in the paper and in MQBench's runs (algorithms.md §2.4). */
+export const ADAROUND_ITERS = 10_000;
+
 export const DEFAULT_PLAN: QuantPlan = { method: 'rtn', wbits: 8, abits: 8, headStem8bit: true };
 
 export function weightBitsFor(layer: QuantLayer, plan: QuantPlan): Bits {

@@ -1,7 +1,6 @@
 import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
-import type { MethodName, ScaleSearch } from '../core/plan';
-import { ADAROUND_DEFAULTS } from '../core/methods/adaround';
+import { ADAROUND_ITERS, type MethodName, type ScaleSearch } from '../core/plan';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
@@ -27,7 +26,7 @@ export function PlanPanel() {
               type="number"
               min={1}
               step={100}
-              value={plan.iters ?? ADAROUND_DEFAULTS.iters}
+              value={plan.iters ?? ADAROUND_ITERS}
               disabled={disabled}
               onChange={(e) => setPlan({ iters: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
             />

@@ -16,25 +16,21 @@ export function ResultsPanel({ dark }: { dark: boolean }) {
     <section className="card wide" aria-labelledby="results-title">
       <h2 id="results-title">Results</h2>
       <div className="metrics">
-        <div className="metric">
-          <span className="label">Float top-1</span>
-          <span className="value" data-testid="fp-top1">
-            {pct(report.fp)}
-          </span>
-        </div>
-        <div className="metric">
-          <span className="label">Quantized top-1</span>
-          <span className="value" data-testid="quant-top1">
-            {pct(report.quant)}
-          </span>
-        </div>
-        <div className="metric">
-          <span className="label">Exported top-1 (ONNX Runtime)</span>
-          <span className="value" data-testid="exported-top1">
-            {pct(report.exported)}
-          </span>
-          {delta !== null && <span className={delta < -1 ? 'delta bad' : 'delta'}>{`${delta >= 0 ? '+' : ''}${delta.toFixed(2)} pts vs float`}</span>}
-        </div>
+        {(
+          [
+            ['Float top-1', 'fp-top1', report.fp],
+            ['Quantized top-1', 'quant-top1', report.quant],
+            ['Exported top-1 (ONNX Runtime)', 'exported-top1', report.exported],
+          ] as const
+        ).map(([label, id, acc]) => (
+          <div className="metric" key={id}>
+            <span className="label">{label}</span>
+            <span className="value" data-testid={id}>
+              {pct(acc)}
+            </span>
+            {id === 'exported-top1' && delta !== null && <span className={delta < -1 ? 'delta bad' : 'delta'}>{`${delta >= 0 ? '+' : ''}${delta.toFixed(2)} pts vs float`}</span>}
+          </div>
+        ))}
       </div>
       <h3>Weight SQNR per layer</h3>
       <LayerChart layers={report.layers} dark={dark} />

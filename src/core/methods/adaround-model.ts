@@ -6,7 +6,7 @@ import { attrInt, attrInts, attrString } from '../graph/attributes';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
 import { captureTensors } from '../quant/calibrate';
 import { lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, type Bits } from '../quant/quantizer';
-import type { ScaleSearch } from '../plan';
+import { ADAROUND_ITERS, type ScaleSearch } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { conv2dAttrs, type Nd } from '../backends/cpu/reference';
 import { GemmConv } from '../backends/cpu/conv-gemm';
@@ -85,7 +85,7 @@ export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signa
   const index = new GraphIndex(model.graph!);
   const points = layers.map((l) => lossPoint(index, l));
   const targets = await captureTensors(model, [...new Set(points.map((p) => p.tensor))], calib, signal);
-  const iters = input.options.iters ?? 10_000;
+  const iters = input.options.iters ?? ADAROUND_ITERS;
   const done: QuantizedWeight[] = [];
   for (const [i, layer] of layers.entries()) {
     throwIfAborted(signal);

@@ -18,6 +18,7 @@ import { rng } from '../random';
 import type { QuantParams } from '../quant/quantizer';
 import { intRange } from '../quant/quantizer';
 import { throwIfAborted, yieldToEventLoop } from '../events';
+import { ADAROUND_ITERS } from '../plan';
 
 /** AdaRound's knobs, with the reference defaults (algorithms.md §2.3–2.4). */
 export interface AdaRoundOptions {
@@ -32,7 +33,7 @@ export interface AdaRoundOptions {
   readonly seed: number;
 }
 
-export const ADAROUND_DEFAULTS: AdaRoundOptions = { iters: 10_000, batch: 32, lr: 1e-3, lambda: 0.01, betaStart: 20, betaEnd: 2, warmup: 0.2, seed: 0 };
+export const ADAROUND_DEFAULTS: AdaRoundOptions = { iters: ADAROUND_ITERS, batch: 32, lr: 1e-3, lambda: 0.01, betaStart: 20, betaEnd: 2, warmup: 0.2, seed: 0 };
 
 /**
  * β at iteration `t` (0-based) of `iters`: null during warm-up (no regulariser), then a linear decay
