@@ -48,6 +48,16 @@ test('open the demo, run W8A8, see both accuracies, download the export; the CLI
   expect(model.graph!.node!.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(0);
   expect(model.graph!.node!.filter((n) => n.opType === 'DequantizeLinear').length).toBeGreaterThan(0);
 
+  // the plan saves and loads back
+  const [planDownload] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-plan').click()]);
+  const planPath = (await planDownload.path())!;
+  expect(JSON.parse(readFileSync(planPath, 'utf8'))).toMatchObject({ method: 'rtn', wbits: 8, abits: 8 });
+  await page.getByLabel('Weight bits').selectOption('4');
+  await page.getByLabel('Load a saved plan').setInputFiles(planPath);
+  await expect(page.getByLabel('Weight bits')).toHaveValue('8');
+  await page.getByLabel('Load a saved plan').setInputFiles({ name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('{"method":"magic"}') });
+  await expect(page.getByRole('alert')).toContainText('This file is not a plan');
+
   // the same job on the command line
   const out = execFileSync(
     process.execPath,

@@ -2,7 +2,7 @@ import { create } from 'zustand';
 import * as Comlink from 'comlink';
 import type { DroppedFile, ProjectInfo } from '../common/protocol';
 import type { RunReport } from '../core/pipeline';
-import { DEFAULT_PLAN, type QuantPlan } from '../core/plan';
+import { DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
 import type { Stage } from '../core/events';
 import { studioWorker } from './studio-worker';
 
@@ -23,6 +23,9 @@ interface StudioState {
   /** Loss curve of the layer being reconstructed (AdaRound), for the live chart. */
   losses: { readonly layer: string; readonly points: readonly { iter: number; rec: number; reg: number }[] } | null;
   setPlan(plan: Partial<QuantPlan>): void;
+  planError: string | null;
+  /** Loads a plan saved from an earlier run; a file that is not a valid plan leaves the current one. */
+  loadPlan(file: Blob): Promise<void>;
   openDemo(): Promise<void>;
   addFiles(files: DroppedFile[]): Promise<void>;
   startRun(): Promise<void>;
@@ -41,6 +44,15 @@ export const useStudio = create<StudioState>((set, get) => ({
 
   setPlan(plan) {
     set({ plan: { ...get().plan, ...plan } });
+  },
+
+  planError: null,
+  async loadPlan(file) {
+    try {
+      set({ plan: parsePlan(JSON.parse(await file.text())), planError: null });
+    } catch (e) {
+      set({ planError: `This file is not a plan: ${message(e)}` });
+    }
   },
 
   async openDemo() {

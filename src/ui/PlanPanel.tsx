@@ -6,7 +6,7 @@ const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
 
 export function PlanPanel() {
-  const { plan, setPlan, run, project } = useStudio();
+  const { plan, setPlan, run, project, loadPlan, planError } = useStudio();
   const disabled = run.kind === 'running' || !project?.summary;
   return (
     <section className="card" aria-labelledby="plan-title">
@@ -64,6 +64,17 @@ export function PlanPanel() {
           First and last layers at 8 bits
         </label>
       </div>
+      <div className="row">
+        <label className="button">
+          Load plan…
+          <input type="file" accept=".json,application/json" hidden disabled={disabled} aria-label="Load a saved plan" onChange={(e) => e.target.files?.[0] && void loadPlan(e.target.files[0])} />
+        </label>
+      </div>
+      {planError && (
+        <p role="alert" className="error">
+          {planError}
+        </p>
+      )}
       <p className="hint">
         {plan.method === 'rtn'
           ? 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid. '

@@ -5,12 +5,19 @@ import type { Accuracy } from '../core/eval/accuracy';
 
 const pct = (a: Accuracy | null): string => (a ? `${(a.top1 * 100).toFixed(2)}%` : 'n/a');
 
+/** An object URL for `value` as JSON, revoked when the value changes or the panel goes. */
+function useJsonUrl(value: unknown): string | null {
+  const url = useMemo(() => (value ? URL.createObjectURL(new Blob([JSON.stringify(value, null, 2)], { type: 'application/json' })) : null), [value]);
+  useEffect(() => () => void (url && URL.revokeObjectURL(url)), [url]);
+  return url;
+}
+
 export function ResultsPanel({ dark }: { dark: boolean }) {
   const run = useStudio((s) => s.run);
   const report = run.kind === 'done' ? run.report : null;
-  const reportUrl = useMemo(() => (report ? URL.createObjectURL(new Blob([JSON.stringify(report, null, 2)], { type: 'application/json' })) : null), [report]);
-  useEffect(() => () => void (reportUrl && URL.revokeObjectURL(reportUrl)), [reportUrl]);
-  if (run.kind !== 'done' || !report || !reportUrl) return null;
+  const reportUrl = useJsonUrl(report);
+  const planUrl = useJsonUrl(report?.plan ?? null);
+  if (run.kind !== 'done' || !report || !reportUrl || !planUrl) return null;
   const delta = report.fp && report.exported ? (report.exported.top1 - report.fp.top1) * 100 : null;
   return (
     <section className="card wide" aria-labelledby="results-title">
@@ -37,6 +44,9 @@ export function ResultsPanel({ dark }: { dark: boolean }) {
       <div className="row">
         <a className="button primary" href={run.exportUrl} download={run.exportName} data-testid="download-model">
           Download {run.exportName}
+        </a>
+        <a className="button" href={planUrl} download={run.exportName.replace(/\.onnx$/, '.plan.json')} data-testid="download-plan">
+          Download plan (JSON)
         </a>
         <a className="button" href={reportUrl} download={run.exportName.replace(/\.onnx$/, '.report.json')}>
           Download report (JSON)
