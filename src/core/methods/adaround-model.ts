@@ -6,6 +6,7 @@ import { attrInt, attrInts, attrString } from '../graph/attributes';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
 import { captureTensors } from '../quant/calibrate';
 import { lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, type Bits } from '../quant/quantizer';
+import { channelsFirst } from '../quant/weight-layout';
 import { ADAROUND_ITERS, type ScaleSearch } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { conv2dAttrs, type Nd } from '../backends/cpu/reference';
@@ -46,23 +47,6 @@ function linearLayerOf(index: GraphIndex, layer: QuantLayer, gemm: Gemm): Linear
     }),
     bias,
   );
-}
-
-/** A weight with channels on axis 0, as the kernels take it: Gemm(transB=0) and MatMul weights are transposed. */
-function channelsFirst(w: Float32Array, dims: readonly number[], axis: number): { data: Float32Array; dims: number[]; back: (codes: Int32Array) => Int32Array } {
-  if (axis === 0) return { data: w, dims: [...dims], back: (c) => c };
-  const [K, N] = dims as [number, number];
-  const t = new Float32Array(w.length);
-  for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) t[j * K + k] = w[k * N + j]!;
-  return {
-    data: t,
-    dims: [N, K],
-    back: (c) => {
-      const o = new Int32Array(c.length);
-      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) o[k * N + j] = c[j * K + k]!;
-      return o;
-    },
-  };
 }
 
 export interface AdaRoundModelInput {

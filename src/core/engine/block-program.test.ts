@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalize } from '../graph/canonicalize';
+import { findQuantLayers } from '../graph/layers';
+import { partitionModel, type Granularity } from '../graph/partition';
+import { encodeModel } from '../onnx/codec';
+import { ModelSession } from '../eval/runtime';
+import { withOutputs } from '../quant/calibrate';
+import type { ModelProto } from '../onnx/schema';
+import { tinyResNet } from '../testing/tiny-resnet';
+import { inceptionNet, mobileNetV2 } from '../testing/graphs';
+import { GraphWriter } from '../testing/graph-writer';
+import { randn, rng } from '../random';
+import type { Nd } from '../backends/cpu/reference';
+import { BlockProgram } from './block-program';
+import { referenceConv, WasmConvPool } from './conv-engine';
+import { UnsupportedOpError } from './kernels';
+
+async function capture(model: ModelProto, x: Nd, names: string[]): Promise<Map<string, Nd>> {
+  const session = await ModelSession.create(encodeModel(withOutputs(model, names)), 'none');
+  try {
+    const out = await session.run(x.data, x.shape, names);
+    return new Map([...out].map(([k, v]) => [k, { shape: [...v.dims], data: v.data }]));
+  } finally {
+    await session.release();
+  }
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+const MODELS: [string, () => ModelProto, number[]][] = [
+  ['tiny ResNet', () => tinyResNet(3, { channels: 4, size: 8 }), [2, 1, 8, 8]],
+  ['MobileNetV2-like (ReLU6, depthwise, inverted residuals)', () => mobileNetV2(5), [2, 3, 16, 16]],
+  ['Inception-like (Concat branches, pooling)', () => inceptionNet(7), [2, 1, 8, 8]],
+];
+
+describe('BlockProgram forward against ONNX Runtime', () => {
+  for (const [label, make, inputShape] of MODELS) {
+    for (const granularity of ['layer', 'block', 'net'] as Granularity[]) {
+      it(`${label}, ${granularity} granularity: every block's output matches ORT's`, async () => {
+        const { model } = canonicalize(make());
+        const layers = findQuantLayers(model);
+        const { blocks } = partitionModel(model, granularity);
+        const x: Nd = { shape: inputShape, data: randn(inputShape.reduce((a, b) => a * b, 1), rng(11)) };
+        const names = [...new Set(blocks.flatMap((b) => [b.input, b.output]).filter((n) => n !== 'input'))];
+        const ref = await capture(model, x, names);
+        ref.set('input', x);
+        const pool = new WasmConvPool();
+        for (const block of blocks) {
+          const convs = block.nodes.length;
+          const program = BlockProgram.compile(model, block, layers, await pool.factory(convs));
+          const y = program.forward(ref.get(block.input)!, program.slots.map((s) => s.weight)).output;
+          const want = ref.get(block.output)!;
+          expect(y.shape).toEqual(want.shape);
+          const scale = Math.max(1, ...Array.from(want.data, Math.abs));
+          expect(maxAbsDiff(y.data, want.data) / scale, `block ${block.id}`).toBeLessThan(1e-4);
+        }
+      });
+    }
+  }
+});
+
+describe('BlockProgram backward', () => {
+  it("a residual block's weight gradients match central finite differences", () => {
+    const { model } = canonicalize(tinyResNet(5, { channels: 3, size: 6 }));
+    const layers = findQuantLayers(model);
+    const block = partitionModel(model, 'block').blocks.find((b) => b.kind === 'residual' && b.layers.length === 3)!;
+    expect(block, 'the projection block').toBeDefined();
+    const program = BlockProgram.compile(model, block, layers, referenceConv);
+    const rand = rng(2);
+    const inShape = [2, 3, 6, 6];
+    // a post-ReLU input, as the block sees it
+    const x: Nd = { shape: inShape, data: randn(2 * 3 * 36, rand).map(Math.abs) };
+    const weights = program.slots.map((s) => ({ shape: s.weight.shape, data: s.weight.data.slice() }));
+    const out = program.forward(x, weights).output;
+    const r = randn(out.data.length, rand);
+    const loss = (): number => {
+      const y = program.forward(x, weights).output.data;
+      let acc = 0;
+      for (let i = 0; i < y.length; i++) acc += y[i]! * r[i]!;
+      return acc;
+    };
+    const g = program.backward(program.forward(x, weights), weights, { shape: out.shape, data: Float32Array.from(r) });
+    // small enough not to cross a ReLU kink at these sizes, large enough for float32 differences
+    const eps = 1e-3;
+    weights.forEach((w, s) => {
+      const dw = g.weights[s]!;
+      expect(dw.shape).toEqual(w.shape);
+      let worst = 0;
+      let scale = 1e-3;
+      for (let k = 0; k < 12; k++) {
+        const j = Math.floor(rand() * w.data.length);
+        const v = w.data[j]!;
+        w.data[j] = v + eps;
+        const up = loss();
+        w.data[j] = v - eps;
+        const down = loss();
+        w.data[j] = v;
+        const fd = (up - down) / (2 * eps);
+        worst = Math.max(worst, Math.abs(fd - dw.data[j]!));
+        scale = Math.max(scale, Math.abs(fd));
+      }
+      expect(worst / scale, `slot ${program.slots[s]!.layer.name}`).toBeLessThan(2e-2);
+    });
+  });
+
+  it('activation quantizers: forward applies them, drop masks pass float values, and step gradients are LSQ', () => {
+    const { model } = canonicalize(tinyResNet(5, { channels: 3, size: 6 }));
+    const layers = findQuantLayers(model);
+    const block = partitionModel(model, 'block').blocks.find((b) => b.kind === 'residual')!;
+    const program = BlockProgram.compile(model, block, layers, referenceConv);
+    const x: Nd = { shape: [2, 3, 6, 6], data: randn(2 * 3 * 36, rng(3)).map(Math.abs) };
+    const weights = program.slots.map((s) => s.weight);
+    const q = { tensor: block.output, scale: Float32Array.of(0.05), zero: 0, qmin: 0, qmax: 15 };
+    const quantizers = new Map([[block.output, q]]);
+    const tape = program.forward(x, weights, { quantizers });
+    // every output value is on the grid
+    for (const v of tape.output.data) expect(Math.abs(v / 0.05 - Math.round(v / 0.05))).toBeLessThan(1e-4);
+    const float = program.forward(x, weights).output;
+    const dropped = program.forward(x, weights, { quantizers, drop: { keep: 0, rand: rng(1) } }).output;
+    expect(maxAbsDiff(dropped.data, float.data)).toBe(0);
+    // d(Σ ŷ)/ds summed by the program equals the LSQ formula applied by hand
+    const ones = { shape: tape.output.shape, data: new Float32Array(tape.output.data.length).fill(1) };
+    const g = program.backward(tape, weights, ones, { quantizers });
+    const pre = tape.preQuant.get(block.output)!.x.data;
+    let want = 0;
+    for (const v of pre) {
+      const u = v / 0.05;
+      const c = Math.round(u);
+      want += c > 15 ? 15 : c < 0 ? 0 : c - u;
+    }
+    expect(g.steps.get(block.output)!).toBeCloseTo(want, 2);
+  });
+});
+
+describe('BlockProgram errors', () => {
+  it('an op the engine lacks, inside a block, stops with its node name and op type', () => {
+    const g = new GraphWriter(1);
+    const a = g.op('Relu', 'stem.relu', [g.convBn('stem.conv', 'input', 1, 4, 3)]);
+    const b = g.op('Erf', 'mid.erf', [g.convBn('mid.conv', a, 4, 4, 3)]);
+    g.head(g.op('Relu', 'mid.relu', [b]), 4, 3);
+    const { model } = canonicalize(g.model('erf_net', ['batch', 1, 8, 8], 3));
+    const layers = findQuantLayers(model);
+    const blocks = partitionModel(model, 'net').blocks;
+    const holder = blocks.find((b) => b.nodes.includes('mid.erf'))!;
+    expect(() => BlockProgram.compile(model, holder, layers, referenceConv)).toThrow(UnsupportedOpError);
+    expect(() => BlockProgram.compile(model, holder, layers, referenceConv)).toThrow(/"mid\.erf" is a Erf/);
+    // the blocks without it compile: an op outside the reconstructed part never blocks a run
+    for (const b of blocks.filter((b) => b !== holder)) expect(() => BlockProgram.compile(model, b, layers, referenceConv)).not.toThrow();
+  });
+});

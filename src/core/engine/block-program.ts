@@ -1,0 +1,186 @@
+import type { ModelProto, NodeProto } from '../onnx/schema';
+import { tensorToFloat32 } from '../onnx/tensor-data';
+import { GraphIndex } from '../graph/graph-index';
+import type { QuantLayer } from '../graph/layers';
+import type { Block } from '../graph/partition';
+import { channelsFirst } from '../quant/weight-layout';
+import type { Nd } from '../backends/cpu/reference';
+import { kernelFor, UnsupportedOpError, type Kernel } from './kernels';
+import type { ConvFactory } from './conv-engine';
+import { actQuantBackward, actQuantForward, type ActQuantizer, type DropMask } from './act-quant';
+
+/** A quantizable layer's weight inside a block: the parameter the methods round. */
+export interface WeightSlot {
+  readonly layer: QuantLayer;
+  /** The float weight, output channels on axis 0 (the quantizer's layout). */
+  readonly weight: Nd;
+  /** Returns codes in the channels-first layout to the stored layout. */
+  readonly back: (codes: Int32Array) => Int32Array;
+}
+
+interface Step {
+  readonly node: NodeProto;
+  readonly kernel: Kernel;
+  /** Per input: a tensor name computed in the block, a slot index, a constant, or nothing. */
+  readonly inputs: readonly ({ kind: 'value'; name: string } | { kind: 'slot'; slot: number } | { kind: 'const'; value: Nd } | null)[];
+  readonly output: string;
+}
+
+/** What one forward pass recorded, for the backward pass. */
+export interface Tape {
+  readonly values: Map<string, Nd>;
+  /** Float values of quantized tensors, before their quantizer, and the drop masks. */
+  readonly preQuant: Map<string, { x: Nd; mask: Uint8Array | null }>;
+  readonly output: Nd;
+}
+
+export interface ForwardOptions {
+  /** Activation quantizers in use, by tensor produced inside the block; absent tensors stay float. */
+  readonly quantizers?: ReadonlyMap<string, ActQuantizer>;
+  readonly drop?: DropMask | null;
+}
+
+export interface Gradients {
+  /** Per slot, d loss / d weight (channels-first layout). */
+  readonly weights: (Nd | null)[];
+  /** Per quantized tensor, d loss / d step. */
+  readonly steps: Map<string, number>;
+}
+
+/**
+ * A block of the canonical graph compiled for training: its nodes in order with their kernels,
+ * the quantizable layers' weights as slots the caller supplies each iteration (soft-rounded, for
+ * AdaRound and its descendants), and optional activation quantizers on named tensors.
+ * Nodes outside the block never run here: ONNX Runtime computes them, so an op the engine lacks
+ * only matters when it sits inside a block being reconstructed, and then the error names it.
+ */
+export class BlockProgram {
+  private constructor(
+    readonly block: Block,
+    readonly slots: readonly WeightSlot[],
+    /** Tensors produced inside the block (candidates for activation quantizers). */
+    readonly produced: ReadonlySet<string>,
+    private readonly steps: readonly Step[],
+  ) {}
+
+  static compile(model: ModelProto, block: Block, layers: readonly QuantLayer[], conv: ConvFactory): BlockProgram {
+    const index = new GraphIndex(model.graph!);
+    const inBlock = new Set(block.nodes);
+    const nodes = (model.graph!.node ?? []).filter((n) => inBlock.has(n.name || n.output?.[0] || ''));
+    const byWeight = new Map(layers.filter((l) => block.layers.includes(l.name)).map((l) => [l.weight, l]));
+    const slots: WeightSlot[] = [];
+    const slotOf = new Map<string, number>();
+    for (const l of block.layers) {
+      const layer = layers.find((q) => q.name === l);
+      if (!layer) throw new Error(`block "${block.id}": layer "${l}" is not a quantizable layer of this model`);
+      const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
+      slotOf.set(layer.weight, slots.length);
+      slots.push({ layer, weight: { shape: w.dims, data: w.data }, back: w.back });
+    }
+    const produced = new Set<string>([block.input]);
+    const steps: Step[] = [];
+    for (const node of nodes) {
+      if (node.opType === 'Constant') continue;
+      const inputs = (node.input ?? []).map((name, i) => {
+        if (!name) return null;
+        const slot = slotOf.get(name);
+        if (slot !== undefined && byWeight.get(name)?.node === node) return { kind: 'slot' as const, slot };
+        if (produced.has(name)) return { kind: 'value' as const, name };
+        const c = index.constant(name);
+        if (c) return { kind: 'const' as const, value: constantNd(c, node, i) };
+        throw new UnsupportedOpError(`block "${block.id}": node "${node.name || node.output?.[0]}" (${node.opType}) reads "${name}", which is computed outside the block; the block is not single-entry`);
+      });
+      const kernel = kernelFor(node, {
+        constant: (i) => {
+          const s = inputs[i];
+          return s?.kind === 'const' ? s.value : null;
+        },
+        conv,
+      });
+      const output = node.output?.[0];
+      if (!output) throw new Error(`node "${node.name}" has no output`);
+      for (const o of node.output ?? []) if (o) produced.add(o);
+      steps.push({ node, kernel, inputs, output });
+    }
+    if (!produced.has(block.output)) throw new Error(`block "${block.id}": its output "${block.output}" is not computed by its nodes`);
+    return new BlockProgram(block, slots, produced, steps);
+  }
+
+  forward(x: Nd, weights: readonly Nd[], options: ForwardOptions = {}): Tape {
+    const values = new Map<string, Nd>([[this.block.input, x]]);
+    const preQuant = new Map<string, { x: Nd; mask: Uint8Array | null }>();
+    const quantize = (name: string, v: Nd): Nd => {
+      const q = options.quantizers?.get(name);
+      if (!q) return v;
+      const r = actQuantForward(v, q, options.drop ?? null);
+      preQuant.set(name, { x: v, mask: r.mask });
+      return r.y;
+    };
+    for (const step of this.steps) {
+      const y = step.kernel.forward(step.inputs.map((s) => this.resolve(s, values, weights)));
+      values.set(step.output, quantize(step.output, y));
+    }
+    return { values, preQuant, output: values.get(this.block.output)! };
+  }
+
+  /**
+   * Gradients of a loss whose gradient with respect to the block output is `dOut`. Every tensor's
+   * gradient is accumulated over all its consumers before its producer runs backward (reverse
+   * topological order guarantees it).
+   */
+  backward(tape: Tape, weights: readonly Nd[], dOut: Nd, options: ForwardOptions & { gradScale?: (q: ActQuantizer, n: number) => number } = {}): Gradients {
+    const grads = new Map<string, Float32Array>([[this.block.output, dOut.data]]);
+    const dW: (Nd | null)[] = weights.map(() => null);
+    const steps = new Map<string, number>();
+    const add = (name: string, g: Float32Array) => {
+      const prev = grads.get(name);
+      if (!prev) grads.set(name, g);
+      else for (let i = 0; i < g.length; i++) prev[i]! += g[i]!;
+    };
+    const throughQuantizer = (name: string, dy: Float32Array): Float32Array => {
+      const q = options.quantizers?.get(name);
+      const pre = tape.preQuant.get(name);
+      if (!q || !pre) return dy;
+      const r = actQuantBackward(pre.x, q, { shape: pre.x.shape, data: dy }, pre.mask, options.gradScale?.(q, pre.x.data.length) ?? 1);
+      steps.set(name, (steps.get(name) ?? 0) + r.dscale);
+      return r.dx.data;
+    };
+    for (let k = this.steps.length - 1; k >= 0; k--) {
+      const step = this.steps[k]!;
+      const g = grads.get(step.output);
+      if (!g) continue;
+      const dy = throughQuantizer(step.output, g);
+      const inputs = step.inputs.map((s) => this.resolve(s, tape.values, weights));
+      // the block input is data, not a parameter: no gradient flows out of the block
+      const need = step.inputs.map((s) => s?.kind === 'slot' || (s?.kind === 'value' && s.name !== this.block.input));
+      const out = tape.values.get(step.output)!;
+      const d = step.kernel.backward(inputs, tape.preQuant.get(step.output)?.x ?? out, { shape: out.shape, data: dy }, need);
+      step.inputs.forEach((s, i) => {
+        const gi = d[i];
+        if (!s || !gi || !need[i]) return;
+        // a kernel may return dy itself (identity, reshape): copy before accumulating into it
+        if (s.kind === 'slot') dW[s.slot] = gi;
+        else if (s.kind === 'value') add(s.name, gi.data === dy || gi.data === g ? gi.data.slice() : gi.data);
+      });
+    }
+    return { weights: dW, steps };
+  }
+
+  private resolve(s: Step['inputs'][number], values: Map<string, Nd>, weights: readonly Nd[]): Nd | null {
+    if (!s) return null;
+    if (s.kind === 'const') return s.value;
+    if (s.kind === 'slot') return weights[s.slot]!;
+    const v = values.get(s.name);
+    if (!v) throw new Error(`tensor "${s.name}" is read before it is computed`);
+    return v;
+  }
+}
+
+/** A constant input as a float tensor; integer constants (shapes, axes, pads) convert exactly. */
+function constantNd(t: NonNullable<ReturnType<GraphIndex['constant']>>, node: NodeProto, i: number): Nd {
+  try {
+    return { shape: (t.dims ?? []).map(Number), data: tensorToFloat32(t) };
+  } catch (e) {
+    throw new UnsupportedOpError(`node "${node.name}" (${node.opType}): constant input ${i} cannot be read: ${(e as Error).message}`);
+  }
+}
