@@ -26,8 +26,9 @@ class UsageError extends Error {
 const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
-  lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround] [--wbits N] [--abits N|none]
-                  [--scale minmax|lp] [--iters N] [--seed N] [--calib-size N]
+  lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop] [--wbits N] [--abits N|none]
+                  [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--lambda X] [--keep P]
+                  [--seed N] [--calib-size N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist|imagenet | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
@@ -164,6 +165,10 @@ async function quantize(args: string[]): Promise<void> {
       'no-head-stem-8bit': { type: 'boolean' },
       'weight-format': { type: 'string', default: 'integer' },
       iters: { type: 'string' },
+      'act-iters': { type: 'string' },
+      granularity: { type: 'string' },
+      lambda: { type: 'string' },
+      keep: { type: 'string' },
       scale: { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
@@ -185,6 +190,10 @@ async function quantize(args: string[]): Promise<void> {
     ...(values['no-head-stem-8bit'] ? { headStem8bit: false } : {}),
     ...(values.scale !== undefined ? { scale: values.scale } : {}),
     ...(values.iters !== undefined ? { iters: Number(values.iters) } : {}),
+    ...(values['act-iters'] !== undefined ? { actIters: Number(values['act-iters']) } : {}),
+    ...(values.granularity !== undefined ? { granularity: values.granularity } : {}),
+    ...(values.lambda !== undefined ? { lambda: Number(values.lambda) } : {}),
+    ...(values.keep !== undefined ? { keep: Number(values.keep) } : {}),
     ...(values.seed !== undefined ? { seed: Number(values.seed) } : {}),
   });
   const weightFormat = values['weight-format'];

@@ -1,12 +1,13 @@
 /** What a run tells its observer (the worker's UI bridge, the CLI's terminal). Plain, serialisable data. */
 
-export type Stage = 'load' | 'fp-eval' | 'calibrate' | 'quantize' | 'export' | 'quant-eval' | 'exported-eval';
+export type Stage = 'load' | 'fp-eval' | 'calibrate' | 'quantize' | 'act-steps' | 'export' | 'quant-eval' | 'exported-eval';
 
 export const STAGE_LABELS: Record<Stage, string> = {
   load: 'Loading model',
   'fp-eval': 'Evaluating the float model',
   calibrate: 'Calibrating activation ranges',
   quantize: 'Quantizing weights',
+  'act-steps': 'Learning activation step sizes',
   export: 'Writing the QDQ model',
   'quant-eval': 'Evaluating the fake-quantized model',
   'exported-eval': 'Evaluating the exported model',

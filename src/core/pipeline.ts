@@ -9,14 +9,17 @@ import { DatasetError, labelImages, type ImageFile } from './data/image-set';
 import type { PreprocessSpec } from './data/preprocess';
 import { ModelSession } from './eval/runtime';
 import { evaluateAccuracy, type Accuracy } from './eval/accuracy';
-import { collectRanges } from './quant/calibrate';
-import { dequantizeTensor, minMaxPerTensor, type QuantParams } from './quant/quantizer';
+import { collectRanges, sampleActivations, type Range } from './quant/calibrate';
+import { dequantizeTensor, lpSearchPerTensor, minMaxPerTensor, type Bits, type QuantParams } from './quant/quantizer';
 import { roundToNearest } from './methods/rtn';
 import { adaroundModel } from './methods/adaround-model';
 import { createGemm } from './backends/cpu/wasm/gemm';
-import { exportQdq } from './export/qdq';
+import { exportQdq, type QuantizedWeight } from './export/qdq';
+import { editedPartition } from './graph/partition';
+import { learnActivationSteps, reconstructWeights, type BlockMetrics, type ReconstructionInput } from './methods/reconstruct';
+import { WasmConvPool } from './engine/conv-engine';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
-import { scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
+import { BLOCK_ITERS, BLOCK_METHODS, scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
 
 /** The user's files for one run. Bytes are owned by the run (transferred to a worker, read from disk). */
@@ -58,6 +61,8 @@ export interface RunReport {
   /** The exported model as ONNX Runtime deploys it (full optimisation, fused integer kernels). */
   readonly exported: Accuracy | null;
   readonly layers: readonly LayerReport[];
+  /** Block methods: how well each reconstructed block reproduces the float model's output on the calibration set. */
+  readonly blocks: readonly BlockMetrics[];
   readonly activations: readonly { readonly tensor: string; readonly bits: number; readonly min: number; readonly max: number; readonly scale: number; readonly zeroPoint: number }[];
   /** Seconds per stage. */
   readonly timings: Readonly<Partial<Record<Stage, number>>>;
@@ -173,30 +178,76 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   if (layers.length === 0) throw new ModelInputError('the model has no Conv, Gemm or MatMul layer with constant weights: nothing to quantize');
 
   const plan = input.plan;
-  const weights = await stage('quantize', async (progress) => {
-    if (plan.method === 'adaround') {
-      const gemm = await createGemm();
-      return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), scale: scaleSearchFor(plan), calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
-    }
-    return layers.map((layer, i) => {
-      throwIfAborted(signal);
-      const q = roundToNearest(layer, weightBitsFor(layer, plan), scaleSearchFor(plan));
-      progress(i + 1, layers.length);
-      return q;
-    });
-  });
-
-  // activation ranges are measured with the weights already quantized (algorithms.md §2.5, §3.4)
-  const weightQuantized = exportQdq({ model: canonical, weights, activations: new Map(), weightFormat: 'float' });
   const points = plan.abits === null ? [] : activationQuantPoints(canonical);
-  const ranges = await stage('calibrate', (progress) => collectRanges(weightQuantized, points, calibBatches, progress, signal));
   const lastLayerInput = layers[layers.length - 1]!.node.input![0]!;
-  const activations = new Map<string, QuantParams>();
-  for (const [tensor, r] of ranges) {
-    if (!Number.isFinite(r.min)) throw new DatasetError(`no calibration values reached tensor "${tensor}"`);
-    // the activation feeding the classifier follows the head/stem rule too
-    const bits = plan.headStem8bit && feedsInto(canonical, tensor, lastLayerInput) ? 8 : plan.abits!;
-    activations.set(tensor, minMaxPerTensor(r.min, r.max, bits, false, false));
+  // the activation feeding the classifier follows the head/stem rule too
+  const actBits = (tensor: string): Bits => (plan.headStem8bit && feedsInto(canonical, tensor, lastLayerInput) ? 8 : plan.abits!);
+  /** Activation parameters measured on `model` (its weights quantized as they stand): min–max over all images, or BRECQ's Lp search. */
+  const activationParams = (model: ModelProto, search: 'minmax' | 'lp') =>
+    stage('calibrate', async (progress) => {
+      const out = new Map<string, QuantParams>();
+      const ranges = new Map<string, Range>();
+      if (search === 'minmax') {
+        for (const [t, r] of await collectRanges(model, points, calibBatches, progress, signal)) ranges.set(t, r);
+      } else {
+        for (const [t, r] of await sampleActivations(model, points, calibBatches, { seed: plan.seed ?? 0 }, signal)) {
+          ranges.set(t, r);
+          if (Number.isFinite(r.min)) out.set(t, lpSearchPerTensor(r.values, r.min, r.max, actBits(t)));
+        }
+      }
+      for (const [t, r] of ranges) {
+        if (!Number.isFinite(r.min)) throw new DatasetError(`no calibration values reached tensor "${t}"`);
+        if (!out.has(t)) out.set(t, minMaxPerTensor(r.min, r.max, actBits(t), false, false));
+      }
+      return { params: out, ranges };
+    });
+
+  let weights: QuantizedWeight[];
+  let activations = new Map<string, QuantParams>();
+  let ranges = new Map<string, Range>();
+  let blockReports: BlockMetrics[] = [];
+  if (BLOCK_METHODS.includes(plan.method)) {
+    const partition = editedPartition(canonical, plan.granularity ?? 'block', plan.partitionEdits);
+    const recon: ReconstructionInput = {
+      model: canonical,
+      layers,
+      blocks: partition.blocks,
+      bitsFor: (l) => weightBitsFor(l, plan),
+      scale: scaleSearchFor(plan),
+      // BRECQ leaves the 8-bit first layer at round-to-nearest; QDrop reconstructs it (§1.5)
+      skip: (l) => plan.method === 'brecq' && plan.headStem8bit && l.isFirst,
+      calib: calibBatches,
+      convs: new WasmConvPool(),
+      options: { iters: plan.iters ?? BLOCK_ITERS, seed: plan.seed ?? 0, ...(plan.lambda !== undefined ? { lambda: plan.lambda } : {}), ...(plan.actIters !== undefined ? { actIters: plan.actIters } : {}), ...(plan.keep !== undefined ? { keep: plan.keep } : {}) },
+    };
+    if (plan.method === 'qdrop' && plan.abits !== null) {
+      // QDrop's observers set activation ranges before reconstruction, on round-to-nearest weights
+      const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan)));
+      ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights: rtn, activations: new Map(), weightFormat: 'float' }), 'lp'));
+    }
+    const result = await stage('quantize', () => reconstructWeights(recon, plan.method === 'qdrop' ? 'qdrop' : 'brecq', plan.method === 'qdrop' && plan.abits !== null ? activations : null, emit, signal));
+    weights = result.weights;
+    blockReports = result.blocks;
+    if (plan.method === 'qdrop') activations = result.activations;
+    else if (plan.abits !== null) {
+      ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights, activations: new Map(), weightFormat: 'float' }), 'lp'));
+      if (recon.options.actIters !== 0) activations = await stage('act-steps', () => learnActivationSteps(recon, weights, activations, emit, signal));
+    }
+  } else {
+    weights = await stage('quantize', async (progress) => {
+      if (plan.method === 'adaround') {
+        const gemm = await createGemm();
+        return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), scale: scaleSearchFor(plan), calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
+      }
+      return layers.map((layer, i) => {
+        throwIfAborted(signal);
+        const q = roundToNearest(layer, weightBitsFor(layer, plan), scaleSearchFor(plan));
+        progress(i + 1, layers.length);
+        return q;
+      });
+    });
+    // activation ranges are measured with the weights already quantized (algorithms.md §2.5, §3.4)
+    if (plan.abits !== null) ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights, activations: new Map(), weightFormat: 'float' }), 'minmax'));
   }
 
   const layerReports: LayerReport[] = weights.map((w) => ({
@@ -222,6 +273,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     quant,
     exported: exportedAcc,
     layers: layerReports,
+    blocks: blockReports,
     activations: [...activations].map(([tensor, p]) => ({ tensor, bits: p.bits, min: ranges.get(tensor)!.min, max: ranges.get(tensor)!.max, scale: p.scale[0]!, zeroPoint: p.zeroPoint[0]! })),
     timings,
   };

@@ -1,9 +1,15 @@
 import type { Bits } from './quant/quantizer';
 import type { QuantLayer } from './graph/layers';
+import type { Granularity, PartitionEdit } from './graph/partition';
 
-export type MethodName = 'rtn' | 'adaround';
+export type MethodName = 'rtn' | 'adaround' | 'brecq' | 'qdrop';
 
-export const METHODS: readonly MethodName[] = ['rtn', 'adaround'];
+export const METHODS: readonly MethodName[] = ['rtn', 'adaround', 'brecq', 'qdrop'];
+
+/** Methods that reconstruct block by block over a partition (algorithms.md §3, §4). */
+export const BLOCK_METHODS: readonly MethodName[] = ['brecq', 'qdrop'];
+
+export const GRANULARITIES: readonly Granularity[] = ['layer', 'block', 'stage', 'net'];
 
 /** How weight step sizes are chosen (algorithms.md §1.2): min–max, or BRECQ's 80-candidate 2.4-norm search. */
 export type ScaleSearch = 'minmax' | 'lp';
@@ -25,10 +31,22 @@ export interface QuantPlan {
   readonly iters?: number;
   /** Seeds every random choice of a run (batch sampling), so the same plan gives the same numbers. */
   readonly seed?: number;
+  /** Block methods: the unit reconstructed at once (default 'block') and the user's edits of the partition. */
+  readonly granularity?: Granularity;
+  readonly partitionEdits?: readonly PartitionEdit[];
+  /** AdaRound regulariser weight λ (default 0.01; the references use 0.1 for MobileNetV2). */
+  readonly lambda?: number;
+  /** BRECQ's activation-step pass: iterations per block (reference 5,000). */
+  readonly actIters?: number;
+  /** QDrop: probability of keeping an activation quantized during reconstruction (reference 0.5). */
+  readonly keep?: number;
 }
 
 /** AdaRound's iterations per layer in the paper and in MQBench's runs (algorithms.md §2.4). */
 export const ADAROUND_ITERS = 10_000;
+
+/** BRECQ's and QDrop's iterations per block in their code (algorithms.md §3.3, §4). */
+export const BLOCK_ITERS = 20_000;
 
 export const DEFAULT_PLAN: QuantPlan = { method: 'rtn', wbits: 8, abits: 8, headStem8bit: true };
 
@@ -60,6 +78,19 @@ export function parsePlan(value: unknown): QuantPlan {
   }
   if (!BITS.has(v.wbits as number)) throw new PlanError(`wbits must be an integer from 2 to 8, got ${JSON.stringify(v.wbits)}`);
   if (v.abits !== null && !BITS.has(v.abits as number)) throw new PlanError(`abits must be an integer from 2 to 8, or null, got ${JSON.stringify(v.abits)}`);
+  for (const k of ['lambda', 'keep'] as const) {
+    if (v[k] !== undefined && !(typeof v[k] === 'number' && (v[k] as number) >= 0 && (k !== 'keep' || (v[k] as number) <= 1))) throw new PlanError(`${k} must be a number${k === 'keep' ? ' from 0 to 1' : ' ≥ 0'}, got ${JSON.stringify(v[k])}`);
+  }
+  if (v.actIters !== undefined && (!Number.isInteger(v.actIters) || (v.actIters as number) < 0)) throw new PlanError(`actIters must be a non-negative integer, got ${JSON.stringify(v.actIters)}`);
+  if (v.granularity !== undefined && !GRANULARITIES.includes(v.granularity as Granularity)) throw new PlanError(`granularity must be one of ${GRANULARITIES.join(', ')}, got ${JSON.stringify(v.granularity)}`);
+  const edits = v.partitionEdits ?? [];
+  const isEdit = (e: unknown): e is PartitionEdit => {
+    if (typeof e !== 'object' || e === null) return false;
+    const r = e as Record<string, unknown>;
+    if ('merge' in r) return Array.isArray(r.merge) && r.merge.length >= 2 && r.merge.every((x) => typeof x === 'string');
+    return typeof r.split === 'string' && typeof r.after === 'string';
+  };
+  if (!Array.isArray(edits) || !edits.every(isEdit)) throw new PlanError('partitionEdits must be a list of {"merge": [block ids]} or {"split": block id, "after": layer name}');
   const layerBits = v.layerBits ?? {};
   if (typeof layerBits !== 'object' || layerBits === null || Object.values(layerBits).some((b) => !BITS.has(b as number))) throw new PlanError('layerBits must map layer names to bit widths from 2 to 8');
   return {
@@ -71,5 +102,10 @@ export function parsePlan(value: unknown): QuantPlan {
     ...(v.scale !== undefined ? { scale: v.scale as ScaleSearch } : {}),
     ...(v.iters !== undefined ? { iters: v.iters as number } : {}),
     ...(v.seed !== undefined ? { seed: v.seed as number } : {}),
+    ...(v.granularity !== undefined ? { granularity: v.granularity as Granularity } : {}),
+    ...(edits.length ? { partitionEdits: edits as PartitionEdit[] } : {}),
+    ...(v.lambda !== undefined ? { lambda: v.lambda as number } : {}),
+    ...(v.actIters !== undefined ? { actIters: v.actIters as number } : {}),
+    ...(v.keep !== undefined ? { keep: v.keep as number } : {}),
   };
 }

@@ -398,3 +398,19 @@ export function splitBlock(p: Partition, model: ModelProto, id: string, afterLay
   const parts = [g.block(name(first, 1), first), g.block(name(second, 2), second)];
   return { granularity: p.granularity, blocks: [...p.blocks.slice(0, i), ...parts, ...p.blocks.slice(i + 1)] };
 }
+
+/** An edit of the automatic partition, as a saved plan keeps it: merge adjacent blocks, or split one after a layer. */
+export type PartitionEdit = { readonly merge: readonly string[] } | { readonly split: string; readonly after: string };
+
+/** The automatic partition with the user's edits replayed in order; an edit that no longer applies says which. */
+export function editedPartition(model: ModelProto, granularity: Granularity, edits: readonly PartitionEdit[] = []): Partition {
+  let p = partitionModel(model, granularity);
+  for (const [i, e] of edits.entries()) {
+    try {
+      p = 'merge' in e ? mergeBlocks(p, model, e.merge) : splitBlock(p, model, e.split, e.after);
+    } catch (err) {
+      throw new PartitionError(`partition edit ${i + 1} (${JSON.stringify(e)}) does not apply to this model: ${(err as Error).message}`);
+    }
+  }
+  return p;
+}

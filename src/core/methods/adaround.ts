@@ -175,7 +175,7 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
 }
 
 /** Integer codes: floor(w/s) + 1[V ≥ 0] + z, clamped to the grid. */
-function hardCodes(w: Nd, v: Nd, g: QuantGrid): Int32Array {
+export function hardCodes(w: Nd, v: Nd, g: QuantGrid): Int32Array {
   const channels = g.scale.length;
   const run = w.data.length / channels;
   const codes = new Int32Array(w.data.length);

@@ -16,8 +16,11 @@ export class Adam {
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly eps: number;
+  /** Read at every step, so that a schedule can set it between steps. */
+  lr: number;
 
-  constructor(readonly param: Float32Array, private readonly opts: AdamOptions) {
+  constructor(readonly param: Float32Array, opts: AdamOptions) {
+    this.lr = opts.lr;
     this.m = new Float32Array(param.length);
     this.v = new Float32Array(param.length);
     this.beta1 = opts.beta1 ?? 0.9;
@@ -30,7 +33,7 @@ export class Adam {
     const { m, v, param, beta1: b1, beta2: b2, eps } = this;
     const c1 = 1 - b1 ** this.t;
     const c2 = 1 - b2 ** this.t;
-    const lr = this.opts.lr;
+    const lr = this.lr;
     for (let i = 0; i < param.length; i++) {
       const g = grad[i]!;
       m[i] = b1 * m[i]! + (1 - b1) * g;

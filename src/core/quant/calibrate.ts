@@ -4,6 +4,7 @@ import type { ImageBatches } from '../data/batches';
 import { encodeModel } from '../onnx/codec';
 import { ModelSession } from '../eval/runtime';
 import { throwIfAborted, type Progress } from '../events';
+import { rng } from '../random';
 
 export interface Range {
   min: number;
@@ -82,4 +83,54 @@ export async function captureTensors(model: ModelProto, tensors: readonly string
     out.set(name, { shape: [n, ...(list[0]?.dims.slice(1) ?? [])], data });
   }
   return out;
+}
+
+/** What step-size searches read of one activation: its range and a bounded random sample of its values. */
+export interface ActivationSample extends Range {
+  readonly values: Float32Array;
+}
+
+/**
+ * Range and a uniform random sample (reservoir, at most `perTensor` values) of each named tensor
+ * over the first `maxImages` calibration images: BRECQ initialises activation steps from 64
+ * images, and a bounded sample keeps the search's memory flat on large models.
+ */
+export async function sampleActivations(
+  model: ModelProto,
+  tensors: readonly string[],
+  images: ImageBatches,
+  { maxImages = 64, perTensor = 1 << 15, seed = 0 }: { maxImages?: number; perTensor?: number; seed?: number } = {},
+  signal?: AbortSignal,
+): Promise<Map<string, ActivationSample>> {
+  const out = new Map<string, { min: number; max: number; values: Float32Array; seen: number }>(tensors.map((t) => [t, { min: Infinity, max: -Infinity, values: new Float32Array(perTensor), seen: 0 }]));
+  if (tensors.length === 0) return new Map();
+  const rand = rng(seed + 7);
+  const session = await ModelSession.create(encodeModel(withOutputs(model, tensors)), 'none');
+  try {
+    let used = 0;
+    for (let b = 0; b < images.batches && used < maxImages; b++) {
+      throwIfAborted(signal);
+      const { data, shape } = await images.batch(b);
+      const take = Math.min(shape[0]!, maxImages - used);
+      used += take;
+      for (const [name, t] of await session.run(data, shape, tensors)) {
+        const s = out.get(name)!;
+        const n = (t.data.length / (t.dims[0] ?? 1)) * take;
+        for (let i = 0; i < n; i++) {
+          const v = t.data[i]!;
+          if (v < s.min) s.min = v;
+          if (v > s.max) s.max = v;
+          if (s.seen < perTensor) s.values[s.seen] = v;
+          else {
+            const j = Math.floor(rand() * (s.seen + 1));
+            if (j < perTensor) s.values[j] = v;
+          }
+          s.seen++;
+        }
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  return new Map([...out].map(([k, s]) => [k, { min: s.min, max: s.max, values: s.values.subarray(0, Math.min(s.seen, perTensor)) }]));
 }

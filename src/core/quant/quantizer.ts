@@ -145,3 +145,33 @@ export function lpSearchPerChannelSymmetric(w: Float32Array, dims: readonly numb
   }
   return { ...base, scale };
 }
+
+/**
+ * Per-tensor unsigned asymmetric activation parameters by BRECQ's search (§1.2): min and max both
+ * shrink by 1% per candidate over 80 candidates, each scored by mean |x − x̂|^p on `sample`.
+ * The range is first widened to include 0, so that zero stays exact (as min–max does).
+ */
+export function lpSearchPerTensor(sample: Float32Array, min: number, max: number, bits: Bits, p = 2.4): QuantParams {
+  const lo0 = Math.min(min, 0);
+  const hi0 = Math.max(max, 0);
+  const range = intRange(bits, false, false);
+  let best: QuantParams = minMaxPerTensor(lo0, hi0, bits, false, false);
+  let bestErr = Infinity;
+  for (let i = 0; i < 80; i++) {
+    const lo = lo0 * (1 - 0.01 * i);
+    const hi = hi0 * (1 - 0.01 * i);
+    const cand = minMaxPerTensor(lo, hi, bits, false, false);
+    const s = cand.scale[0]!;
+    const z = cand.zeroPoint[0]!;
+    let err = 0;
+    for (let j = 0; j < sample.length; j++) {
+      const x = sample[j]!;
+      err += Math.abs(x - s * (quantizeValue(x, s, z, range) - z)) ** p;
+    }
+    if (err < bestErr) {
+      bestErr = err;
+      best = cand;
+    }
+  }
+  return best;
+}

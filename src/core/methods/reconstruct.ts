@@ -1,0 +1,371 @@
+import type { ModelProto } from '../onnx/schema';
+import type { QuantLayer } from '../graph/layers';
+import type { Block } from '../graph/partition';
+import { exportQdq, type QuantizedWeight } from '../export/qdq';
+import { captureTensors, type Captured } from '../quant/calibrate';
+import { dequantizeTensor, intRange, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, quantizeTensor, type Bits, type QuantParams } from '../quant/quantizer';
+import { channelsFirst } from '../quant/weight-layout';
+import type { ScaleSearch } from '../plan';
+import type { ImageBatches } from '../data/batches';
+import { adaroundBackward, adaroundForward, adaroundInit, adaroundRegBackward, adaroundRegForward, rectifiedSigmoid, type Nd, type QuantGrid } from '../backends/cpu/reference';
+import { Adam } from '../optim/adam';
+import { rng } from '../random';
+import { throwIfAborted, yieldToEventLoop, type Emit } from '../events';
+import { BlockProgram } from '../engine/block-program';
+import type { WasmConvPool } from '../engine/conv-engine';
+import type { ActQuantizer } from '../engine/act-quant';
+import { betaAt, hardCodes } from './adaround';
+
+/**
+ * Block reconstruction, the family BRECQ and QDrop share (algorithms.md §3, §4): each block's
+ * weights get AdaRound variables, learned jointly so that the block's output matches the float
+ * model's, with inputs taken from the already-quantized prefix.
+ *
+ * - 'brecq' (the reference code's default): weights with activations in float, then a separate
+ *   pass that learns activation step sizes (LSQ) block by block, inputs and targets from the float
+ *   model, loss |Δ|^2.4.
+ * - 'qdrop': activations quantized during the weight reconstruction, step sizes learned jointly,
+ *   each quantized activation (and the block input) dropped back to float element-wise with
+ *   probability 1 − keep.
+ */
+export type ReconstructionMode = 'brecq' | 'qdrop';
+
+export interface ReconstructionOptions {
+  readonly iters: number;
+  readonly batch: number;
+  readonly lr: number;
+  readonly lambda: number;
+  readonly betaStart: number;
+  readonly betaEnd: number;
+  readonly warmup: number;
+  readonly seed: number;
+  /** BRECQ's second pass: iterations, Adam lr (cosine-annealed to 0) and loss exponent. */
+  readonly actIters: number;
+  readonly actLr: number;
+  readonly actP: number;
+  /** QDrop: learning rate of the step sizes (cosine-annealed) and the probability of keeping a quantized value. */
+  readonly qdropActLr: number;
+  readonly keep: number;
+}
+
+/** The reference defaults (§3.3, §3.4, §4). */
+export const RECONSTRUCTION_DEFAULTS: ReconstructionOptions = {
+  iters: 20_000,
+  batch: 32,
+  lr: 1e-3,
+  lambda: 0.01,
+  betaStart: 20,
+  betaEnd: 2,
+  warmup: 0.2,
+  seed: 0,
+  actIters: 5000,
+  actLr: 4e-4,
+  actP: 2.4,
+  qdropActLr: 4e-5,
+  keep: 0.5,
+};
+
+export interface ReconstructionInput {
+  readonly model: ModelProto;
+  readonly layers: readonly QuantLayer[];
+  readonly blocks: readonly Block[];
+  readonly bitsFor: (layer: QuantLayer) => Bits;
+  readonly scale: ScaleSearch;
+  /** Layers kept at round-to-nearest (BRECQ leaves the first layer unreconstructed, §1.5). */
+  readonly skip: (layer: QuantLayer) => boolean;
+  readonly calib: ImageBatches;
+  readonly convs: WasmConvPool;
+  readonly options: Partial<ReconstructionOptions>;
+}
+
+/** How well a finished block reproduces the float model on the calibration set. */
+export interface BlockMetrics {
+  readonly block: string;
+  readonly layers: readonly string[];
+  readonly sqnrDb: number;
+  readonly cosine: number;
+  /** The last reconstruction loss, or null where nothing was learned. */
+  readonly loss: number | null;
+  readonly seconds: number;
+}
+
+interface SlotState {
+  readonly weight: Nd;
+  readonly grid: QuantGrid;
+  readonly params: QuantParams;
+  /** AdaRound's variables; null for a layer kept at round-to-nearest. */
+  readonly v: Nd | null;
+  readonly adam: Adam | null;
+  readonly fixed: Nd | null;
+}
+
+function gridOf(p: QuantParams): QuantGrid {
+  const { qmin, qmax } = intRange(p.bits, p.signed, p.symmetric);
+  return { scale: p.scale, zero: p.zeroPoint, qmin, qmax };
+}
+
+function actQuantizer(tensor: string, p: QuantParams): ActQuantizer {
+  const { qmin, qmax } = intRange(p.bits, p.signed, p.symmetric);
+  return { tensor, scale: Float32Array.from(p.scale), zero: p.zeroPoint[0]!, qmin, qmax };
+}
+
+/**
+ * Rows `idx` of a cache, into `into`. Block inputs get a fresh array each iteration: the
+ * convolution kernels keep a batch's im2col columns for as long as they see the same input array.
+ */
+function gather(t: Captured, idx: readonly number[], into: Float32Array): Nd {
+  const per = t.data.length / t.shape[0]!;
+  idx.forEach((i, k) => into.set(t.data.subarray(i * per, (i + 1) * per), k * per));
+  return { shape: [idx.length, ...t.shape.slice(1)], data: into };
+}
+
+/**
+ * Sum over channels (axis 1) of |Δ|^p, mean over batch and positions: the references'
+ * normalisation, which λ = 0.01 is tuned for (§2.2). Returns the loss and fills its gradient.
+ */
+function reconstructionLoss(pred: Nd, target: Nd, p: number, grad: Float32Array): number {
+  const channels = pred.shape[1] ?? 1;
+  const P = pred.data;
+  const T = target.data;
+  const k = channels / P.length;
+  let acc = 0;
+  for (let i = 0; i < P.length; i++) {
+    const e = P[i]! - T[i]!;
+    if (p === 2) {
+      acc += e * e;
+      grad[i] = 2 * k * e;
+    } else {
+      const a = Math.abs(e);
+      acc += a ** p;
+      grad[i] = e === 0 ? 0 : k * p * a ** (p - 1) * Math.sign(e);
+    }
+  }
+  return acc * k;
+}
+
+/** Cosine learning-rate annealing to 0 over `total` steps, as the references schedule step sizes. */
+const cosineLr = (lr: number, t: number, total: number) => 0.5 * lr * (1 + Math.cos((Math.PI * t) / total));
+
+function blockMetrics(program: BlockProgram, weights: readonly Nd[], inputs: Captured, targets: Captured, quantizers: ReadonlyMap<string, ActQuantizer> | undefined): { sqnrDb: number; cosine: number } {
+  let sig = 0;
+  let err = 0;
+  let dot = 0;
+  let pp = 0;
+  const n = inputs.shape[0]!;
+  const per = inputs.data.length / n;
+  const perOut = targets.data.length / n;
+  for (let start = 0; start < n; start += 32) {
+    const end = Math.min(n, start + 32);
+    const x: Nd = { shape: [end - start, ...inputs.shape.slice(1)], data: inputs.data.subarray(start * per, end * per) };
+    const y = program.forward(x, weights, quantizers ? { quantizers } : {}).output.data;
+    const t = targets.data.subarray(start * perOut, end * perOut);
+    for (let i = 0; i < y.length; i++) {
+      sig += t[i]! * t[i]!;
+      err += (t[i]! - y[i]!) ** 2;
+      dot += t[i]! * y[i]!;
+      pp += y[i]! * y[i]!;
+    }
+  }
+  return { sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), cosine: sig === 0 || pp === 0 ? (sig === pp ? 1 : 0) : dot / Math.sqrt(sig * pp) };
+}
+
+export interface ReconstructionResult {
+  readonly weights: QuantizedWeight[];
+  /** Activation parameters after learning (QDrop), or those given. */
+  readonly activations: Map<string, QuantParams>;
+  readonly blocks: BlockMetrics[];
+}
+
+/**
+ * The weight pass: blocks in order, each reconstructed from inputs of the prefix as quantized so
+ * far (weights, and for QDrop activations too) against float targets at the block output.
+ * `activations` are the initial activation parameters for QDrop, null for BRECQ's float pass.
+ */
+export async function reconstructWeights(
+  input: ReconstructionInput,
+  mode: ReconstructionMode,
+  activations: ReadonlyMap<string, QuantParams> | null,
+  emit: Emit,
+  signal?: AbortSignal,
+): Promise<ReconstructionResult> {
+  const o = { ...RECONSTRUCTION_DEFAULTS, ...input.options };
+  const { model, layers, blocks, calib } = input;
+  const acts = new Map(activations ?? []);
+  const done: QuantizedWeight[] = [];
+  const metrics: BlockMetrics[] = [];
+  const work = blocks.filter((b) => b.layers.length > 0);
+  const joint = mode === 'qdrop' && activations !== null;
+  for (const [bi, block] of work.entries()) {
+    throwIfAborted(signal);
+    const t0 = performance.now();
+    const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+    const slots = program.slots.map((slot): SlotState => {
+      const bits = input.bitsFor(slot.layer);
+      const search = input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric;
+      const params = search(slot.weight.data, slot.weight.shape, 0, bits);
+      const grid = gridOf(params);
+      if (input.skip(slot.layer)) {
+        const fixed = dequantizeTensor(quantizeTensor(slot.weight.data, slot.weight.shape, params), slot.weight.shape, params);
+        return { weight: slot.weight, grid, params, v: null, adam: null, fixed: { shape: slot.weight.shape, data: fixed } };
+      }
+      const v = adaroundInit(slot.weight, grid);
+      return { weight: slot.weight, grid, params, v, adam: new Adam(v.data, { lr: o.lr }), fixed: null };
+    });
+    const learned = slots.some((s) => s.v);
+    const quantizers = joint ? new Map([...acts].filter(([t]) => program.produced.has(t) && t !== block.input).map(([t, p]) => [t, actQuantizer(t, p)])) : undefined;
+
+    // caches: the prefix's quantized input (and the float input for QDrop), float targets
+    const inName = joint && acts.has(block.input) ? `${block.input}_dequantized` : block.input;
+    const prefix = exportQdq({ model, weights: done, activations: joint ? new Map([...acts].filter(([t]) => !program.produced.has(t) || t === block.input)) : new Map(), weightFormat: 'float' });
+    const quantIn = (await captureTensors(prefix, [inName], calib, signal)).get(inName)!;
+    const fp = await captureTensors(model, joint ? [block.input, block.output] : [block.output], calib, signal);
+    const target = fp.get(block.output)!;
+    const floatIn = joint ? fp.get(block.input)! : null;
+
+    let last: number | null = null;
+    if (learned) {
+      const rand = rng(o.seed * 7919 + bi + 1);
+      const n = quantIn.shape[0]!;
+      const bs = Math.min(o.batch, n);
+      const per = quantIn.data.length / n;
+      const xLen = bs * per;
+      const xfBuf = new Float32Array(bs * per);
+      const tBuf = new Float32Array((bs * target.data.length) / n);
+      const grad = new Float32Array(tBuf.length);
+      const stepAdams = quantizers ? new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.qdropActLr })])) : new Map<string, Adam>();
+      const drop = joint ? { keep: o.keep, rand } : null;
+      let lastYield = performance.now();
+      const every = Math.max(1, Math.floor(o.iters / 100));
+      for (let t = 0; t < o.iters; t++) {
+        if (performance.now() - lastYield > 100) {
+          await yieldToEventLoop();
+          lastYield = performance.now();
+        }
+        throwIfAborted(signal);
+        const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
+        const x = gather(quantIn, idx, new Float32Array(xLen));
+        if (floatIn) {
+          // QDrop: the block input is quantized element-wise with probability `keep`
+          const xf = gather(floatIn, idx, xfBuf);
+          for (let i = 0; i < x.data.length; i++) if (rand() >= o.keep) x.data[i] = xf.data[i]!;
+        }
+        const y = gather(target, idx, tBuf);
+        const weights = slots.map((s) => s.fixed ?? adaroundForward(s.weight, s.v!, s.grid));
+        const tape = program.forward(x, weights, { quantizers, drop });
+        const rec = reconstructionLoss(tape.output, y, 2, grad);
+        const g = program.backward(tape, weights, { shape: tape.output.shape, data: grad }, { quantizers, gradScale: (q, count) => 1 / Math.sqrt(count * q.qmax) });
+        const beta = betaAt(t, o);
+        let reg = 0;
+        slots.forEach((s, k) => {
+          if (!s.v) return;
+          const dW = g.weights[k];
+          const dV = dW ? adaroundBackward(s.weight, s.v, s.grid, dW).data : new Float32Array(s.v.data.length);
+          if (beta !== null) {
+            const dR = adaroundRegBackward(s.v, beta, o.lambda).data;
+            for (let i = 0; i < dV.length; i++) dV[i]! += dR[i]!;
+            reg += o.lambda * adaroundRegForward(s.v, beta);
+          }
+          s.adam!.step(dV);
+        });
+        for (const [tensor, adam] of stepAdams) {
+          adam.lr = cosineLr(o.qdropActLr, t, o.iters);
+          adam.step([g.steps.get(tensor) ?? 0]);
+          quantizers!.get(tensor)!.scale[0] = Math.max(quantizers!.get(tensor)!.scale[0]!, 1e-8);
+        }
+        last = rec;
+        if (t % every === 0 || t === o.iters - 1) {
+          emit({ type: 'progress', stage: 'quantize', done: bi * o.iters + t + 1, total: work.length * o.iters });
+          emit({ type: 'loss', layer: block.id, iter: t, rec, reg, beta });
+        }
+      }
+    }
+
+    // hard rounding: floor(w/s) + 1[V ≥ 0]; learned steps written back
+    const hard = slots.map((s) => {
+      if (s.fixed) return { codes: quantizeTensor(s.weight.data, s.weight.shape, s.params), data: s.fixed.data };
+      const codes = hardCodes(s.weight, s.v!, s.grid);
+      return { codes, data: dequantizeTensor(codes, s.weight.shape, s.params) };
+    });
+    program.slots.forEach((slot, k) => done.push({ layer: slot.layer, codes: slot.back(hard[k]!.codes), params: { ...slots[k]!.params, axis: slot.layer.channelAxis } }));
+    for (const [tensor, q] of quantizers ?? []) acts.set(tensor, { ...acts.get(tensor)!, scale: Float32Array.from(q.scale) });
+    const m = blockMetrics(program, hard.map((h, k) => ({ shape: slots[k]!.weight.shape, data: h.data })), quantIn, target, quantizers);
+    const seconds = (performance.now() - t0) / 1000;
+    metrics.push({ block: block.id, layers: block.layers, ...m, loss: last, seconds });
+    const binary = slots.filter((s) => s.v).map((s) => fractionBinary(s.v!));
+    emit({ type: 'info', message: `${mode === 'qdrop' ? 'QDrop' : 'BRECQ'} ${block.id}: output SQNR ${m.sqnrDb.toFixed(1)} dB, cosine ${m.cosine.toFixed(4)}${binary.length ? `, rounding decided for ${(100 * Math.min(...binary)).toFixed(1)}% of weights` : ''} (${seconds.toFixed(1)} s)` });
+  }
+  return { weights: done, activations: acts, blocks: metrics };
+}
+
+/**
+ * BRECQ's second pass (§3.4): with weights hard-rounded and frozen, learn each block's activation
+ * step sizes (zero points fixed) so that its quantized output matches the float model's.
+ */
+export async function learnActivationSteps(
+  input: ReconstructionInput,
+  weights: readonly QuantizedWeight[],
+  activations: ReadonlyMap<string, QuantParams>,
+  emit: Emit,
+  signal?: AbortSignal,
+): Promise<Map<string, QuantParams>> {
+  const o = { ...RECONSTRUCTION_DEFAULTS, ...input.options };
+  const { model, layers, blocks, calib } = input;
+  const acts = new Map(activations);
+  const byLayer = new Map(weights.map((w) => [w.layer.name, w]));
+  const work = blocks.filter((b) => b.nodes.length > 0);
+  const outputsOf = (b: Block) => new Set((model.graph!.node ?? []).filter((n) => b.nodes.includes(n.name || n.output?.[0] || '')).flatMap((n) => n.output ?? []));
+  const active = work.map((block) => ({ block, outputs: outputsOf(block) })).filter(({ outputs }) => [...acts.keys()].some((t) => outputs.has(t)));
+  for (const [bi, { block }] of active.entries()) {
+    throwIfAborted(signal);
+    const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+    const quantizers = new Map([...acts].filter(([t]) => program.produced.has(t) && t !== block.input).map(([t, p]) => [t, actQuantizer(t, p)]));
+    const hard = program.slots.map((s) => {
+      const w = byLayer.get(s.layer.name);
+      if (!w) return s.weight;
+      return { shape: s.weight.shape, data: channelsFirst(dequantizeTensor(w.codes, w.layer.weightDims, w.params), w.layer.weightDims, w.layer.channelAxis).data };
+    });
+    const fp = await captureTensors(model, [block.input, block.output], calib, signal);
+    const inputs = fp.get(block.input)!;
+    const target = fp.get(block.output)!;
+    const rand = rng(o.seed * 7919 + 1_000_003 + bi);
+    const n = inputs.shape[0]!;
+    const bs = Math.min(o.batch, n);
+    const xLen = (bs * inputs.data.length) / n;
+    const tBuf = new Float32Array((bs * target.data.length) / n);
+    const grad = new Float32Array(tBuf.length);
+    const adams = new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.actLr })]));
+    let lastYield = performance.now();
+    const every = Math.max(1, Math.floor(o.actIters / 100));
+    for (let t = 0; t < o.actIters; t++) {
+      if (performance.now() - lastYield > 100) {
+        await yieldToEventLoop();
+        lastYield = performance.now();
+      }
+      throwIfAborted(signal);
+      const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
+      const x = gather(inputs, idx, new Float32Array(xLen));
+      const y = gather(target, idx, tBuf);
+      const tape = program.forward(x, hard, { quantizers });
+      const rec = reconstructionLoss(tape.output, y, o.actP, grad);
+      const g = program.backward(tape, hard, { shape: tape.output.shape, data: grad }, { quantizers });
+      for (const [tensor, adam] of adams) {
+        adam.lr = cosineLr(o.actLr, t, o.actIters);
+        adam.step([g.steps.get(tensor) ?? 0]);
+        quantizers.get(tensor)!.scale[0] = Math.max(quantizers.get(tensor)!.scale[0]!, 1e-8);
+      }
+      if (t % every === 0 || t === o.actIters - 1) {
+        emit({ type: 'progress', stage: 'act-steps', done: bi * o.actIters + t + 1, total: active.length * o.actIters });
+        emit({ type: 'loss', layer: `${block.id} (steps)`, iter: t, rec, reg: 0, beta: null });
+      }
+    }
+    for (const [tensor, q] of quantizers) acts.set(tensor, { ...acts.get(tensor)!, scale: Float32Array.from(q.scale) });
+  }
+  return acts;
+}
+
+/** The share of rounding variables that have settled: |2h(V) − 1| > 0.99. */
+export function fractionBinary(v: Nd): number {
+  let k = 0;
+  for (const x of v.data) if (Math.abs(2 * rectifiedSigmoid(x) - 1) > 0.99) k++;
+  return v.data.length ? k / v.data.length : 1;
+}
