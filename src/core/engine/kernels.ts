@@ -361,7 +361,7 @@ function transposeIndex(shape: readonly number[], perm: readonly number[]): Int3
 
 const transpose: Factory = (node) => {
   let key = '';
-  let idx = new Int32Array(0);
+  let idx: Int32Array = new Int32Array(0);
   const plan = (x: Nd) => {
     const perm = attrInts(node, 'perm') ?? x.shape.map((_, i) => x.shape.length - 1 - i);
     const k = x.shape.join(',');
