@@ -1,13 +1,34 @@
 import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
-import { ADAROUND_ITERS, type MethodName, type ScaleSearch } from '../core/plan';
+import { ADAROUND_ITERS, BLOCK_ITERS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
+import type { Granularity } from '../core/graph/partition';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
 
+const GRANULARITY_LABELS: Record<Granularity, string> = { layer: 'layer (one layer at a time)', block: 'block (residual blocks; the paper’s best)', stage: 'stage (blocks of one resolution)', net: 'network (everything at once)' };
+
+/** What each method optimises and why it helps: the one-click explanation for newcomers and teaching. */
+const METHOD_INFO: Record<MethodName, { label: string; explain: string }> = {
+  rtn: { label: 'Round to nearest (baseline)', explain: 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid. Fast, and fine at 8 bits; below 4 bits the rounding errors add up.' },
+  adaround: {
+    label: 'AdaRound (learned rounding, layer by layer)',
+    explain: 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. The paper uses 10,000 iterations per layer.',
+  },
+  brecq: {
+    label: 'BRECQ (block reconstruction)',
+    explain: 'BRECQ learns the rounding of all layers of a block (a residual block, say) together, so that the block’s output matches the float model’s: errors of one layer can be compensated by the next. Then it learns the activation step sizes, block by block. The reference runs 20,000 iterations per block.',
+  },
+  qdrop: {
+    label: 'QDrop (block reconstruction with activation noise)',
+    explain: 'QDrop reconstructs each block with its activations already quantized, but randomly lets half of the values through in float. The weights learn to tolerate activation noise, which helps most at 4-bit activations and below.',
+  },
+};
+
 export function PlanPanel() {
   const { plan, setPlan, run, project, loadPlan, planError } = useStudio();
   const disabled = run.kind === 'running' || !project?.summary;
+  const blockMethod = BLOCK_METHODS.includes(plan.method);
   return (
     <section className="card" aria-labelledby="plan-title">
       <h2 id="plan-title">Plan</h2>
@@ -15,21 +36,36 @@ export function PlanPanel() {
         <label>
           Method
           <select value={plan.method} disabled={disabled} onChange={(e) => setPlan({ method: e.target.value as MethodName })}>
-            <option value="rtn">Round to nearest (min–max)</option>
-            <option value="adaround">AdaRound (learned rounding, layer by layer)</option>
+            {(Object.keys(METHOD_INFO) as MethodName[]).map((m) => (
+              <option key={m} value={m}>
+                {METHOD_INFO[m].label}
+              </option>
+            ))}
           </select>
         </label>
-        {plan.method === 'adaround' && (
+        {plan.method !== 'rtn' && (
           <label>
-            Iterations per layer
+            Iterations per {blockMethod ? 'block' : 'layer'}
             <input
               type="number"
               min={1}
               step={100}
-              value={plan.iters ?? ADAROUND_ITERS}
+              value={plan.iters ?? (blockMethod ? BLOCK_ITERS : ADAROUND_ITERS)}
               disabled={disabled}
               onChange={(e) => setPlan({ iters: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
             />
+          </label>
+        )}
+        {blockMethod && (
+          <label>
+            Reconstruct by
+            <select value={plan.granularity ?? 'block'} disabled={disabled} onChange={(e) => setPlan({ granularity: e.target.value as Granularity })}>
+              {GRANULARITIES.map((g) => (
+                <option key={g} value={g}>
+                  {GRANULARITY_LABELS[g]}
+                </option>
+              ))}
+            </select>
           </label>
         )}
         <label>
@@ -76,10 +112,7 @@ export function PlanPanel() {
         </p>
       )}
       <p className="hint">
-        {plan.method === 'rtn'
-          ? 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid. '
-          : 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. The paper uses 10,000 iterations per layer. '}
-        Activations: asymmetric uint8 per tensor, after each ReLU and residual add, ranges measured with the quantized weights.
+        {METHOD_INFO[plan.method].explain} Activations: asymmetric unsigned per tensor, after each activation function and residual add, ranges measured with the quantized weights.
       </p>
     </section>
   );

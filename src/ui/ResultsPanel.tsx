@@ -41,6 +41,33 @@ export function ResultsPanel({ dark }: { dark: boolean }) {
       </div>
       <h3>Weight SQNR per layer</h3>
       <LayerChart layers={report.layers} dark={dark} />
+      {report.blocks.length > 0 && (
+        <>
+          <h3>Block outputs after reconstruction</h3>
+          <table className="blocks" data-testid="block-metrics">
+            <thead>
+              <tr>
+                <th scope="col">Block</th>
+                <th scope="col">Layers</th>
+                <th scope="col">Output SQNR</th>
+                <th scope="col">Cosine</th>
+                <th scope="col">Time</th>
+              </tr>
+            </thead>
+            <tbody>
+              {report.blocks.map((b) => (
+                <tr key={b.block}>
+                  <td>{b.block}</td>
+                  <td>{b.layers.length}</td>
+                  <td>{Number.isFinite(b.sqnrDb) ? `${b.sqnrDb.toFixed(1)} dB` : '∞'}</td>
+                  <td>{b.cosine.toFixed(4)}</td>
+                  <td>{`${b.seconds.toFixed(1)} s`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
       <div className="row">
         <a className="button primary" href={run.exportUrl} download={run.exportName} data-testid="download-model">
           Download {run.exportName}

@@ -86,6 +86,8 @@ export interface BlockMetrics {
   readonly cosine: number;
   /** The last reconstruction loss, or null where nothing was learned. */
   readonly loss: number | null;
+  /** Share of rounding variables settled at the end (|2h(V) − 1| > 0.99), the worst layer's; null where nothing was learned. */
+  readonly decided: number | null;
   readonly seconds: number;
 }
 
@@ -290,9 +292,10 @@ export async function reconstructWeights(
     for (const [tensor, q] of quantizers ?? []) acts.set(tensor, { ...acts.get(tensor)!, scale: Float32Array.from(q.scale) });
     const m = blockMetrics(program, hard.map((h, k) => ({ shape: slots[k]!.weight.shape, data: h.data })), quantIn, target, quantizers);
     const seconds = (performance.now() - t0) / 1000;
-    metrics.push({ block: block.id, layers: block.layers, ...m, loss: last, seconds });
     const binary = slots.filter((s) => s.v).map((s) => fractionBinary(s.v!));
-    emit({ type: 'info', message: `${mode === 'qdrop' ? 'QDrop' : 'BRECQ'} ${block.id}: output SQNR ${m.sqnrDb.toFixed(1)} dB, cosine ${m.cosine.toFixed(4)}${binary.length ? `, rounding decided for ${(100 * Math.min(...binary)).toFixed(1)}% of weights` : ''} (${seconds.toFixed(1)} s)` });
+    const decided = binary.length ? Math.min(...binary) : null;
+    metrics.push({ block: block.id, layers: block.layers, ...m, loss: last, decided, seconds });
+    emit({ type: 'info', message: `${mode === 'qdrop' ? 'QDrop' : 'BRECQ'} ${block.id}: output SQNR ${m.sqnrDb.toFixed(1)} dB, cosine ${m.cosine.toFixed(4)}${decided !== null ? `, rounding decided for ${(100 * decided).toFixed(1)}% of weights` : ''} (${seconds.toFixed(1)} s)` });
   }
   return { weights: done, activations: acts, blocks: metrics };
 }
