@@ -101,12 +101,39 @@ describe('lowbit quantize --plan and --calib-size', () => {
     expect(report.fp).toBeNull();
   });
 
+  it('runs BRECQ block by block, with per-block metrics, a saved partition edit and the exported model reproducing the quantized accuracy', async () => {
+    const planPath = join(tmp, 'brecq.plan.json');
+    // one edit of the automatic partition (merge the first two residual stages) travels in the plan
+    writeFileSync(planPath, JSON.stringify({ method: 'brecq', wbits: 4, abits: 8, headStem8bit: true, iters: 12, actIters: 4, seed: 3, partitionEdits: [{ merge: ['layer1', 'layer2'] }] }));
+    const reportPath = join(tmp, 'brecq.report.json');
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--val', `${DEMO}/val`, '--plan', planPath, '--calib-size', '32', '-o', join(tmp, 'brecq.onnx'), '--report', reportPath);
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(readFileSync(reportPath, 'utf8')) as Report & { blocks: { block: string; layers: string[]; sqnrDb: number; cosine: number }[] };
+    expect(rep.plan.method).toBe('brecq');
+    expect(rep.blocks.map((b) => b.block)).toEqual(['stem', 'layer1+layer2', 'layer3', 'head']);
+    for (const b of rep.blocks) {
+      expect(b.cosine).toBeGreaterThan(0.5);
+      expect(b.cosine).toBeLessThanOrEqual(1 + 1e-6);
+    }
+    expect(Math.abs(rep.exported.top1 - rep.quant.top1)).toBeLessThanOrEqual(0.001);
+    expect(rep.quant.top1).toBeGreaterThan(rep.fp.top1 - 0.05);
+  }, 600_000);
+
+  it('rejects a partition edit that does not fit the model, naming it', async () => {
+    const planPath = join(tmp, 'bad-edit.plan.json');
+    writeFileSync(planPath, JSON.stringify({ method: 'brecq', wbits: 4, abits: 8, headStem8bit: true, iters: 1, partitionEdits: [{ merge: ['layer1', 'nope'] }] }));
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--plan', planPath, '--calib-size', '8', '-o', join(tmp, 'x.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/partition edit 1 .* does not apply to this model: no block 'nope'/);
+  });
+
   it('rejects a plan naming an unknown method', async () => {
     const planPath = join(tmp, 'bad-plan.json');
     writeFileSync(planPath, JSON.stringify({ method: 'magic', wbits: 4, abits: 8 }));
     const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--plan', planPath, '-o', join(tmp, 'x.onnx'));
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/unknown method "magic"; this version supports: rtn, adaround/);
+    expect(r.stderr).toMatch(/unknown method "magic"; this version supports: rtn, adaround, brecq, qdrop/);
   });
 });
 

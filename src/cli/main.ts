@@ -1,3 +1,5 @@
+import { PartitionError } from '../core/graph/partition';
+import { UnsupportedOpError } from '../core/engine/kernels';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -231,7 +233,7 @@ async function quantize(args: string[]): Promise<void> {
   }
 }
 
-const BAD_INPUT = [ShapeError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
+const BAD_INPUT = [ShapeError, PartitionError, UnsupportedOpError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
