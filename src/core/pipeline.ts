@@ -18,6 +18,7 @@ import { exportQdq, type QuantizedWeight } from './export/qdq';
 import { editedPartition } from './graph/partition';
 import { learnActivationSteps, reconstructWeights, type BlockMetrics, type ReconstructionInput } from './methods/reconstruct';
 import { WasmConvPool } from './engine/conv-engine';
+import { decoupleqModel } from './methods/decoupleq';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
 import { BLOCK_ITERS, BLOCK_METHODS, scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
@@ -235,6 +236,10 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     }
   } else {
     weights = await stage('quantize', async (progress) => {
+      if (plan.method === 'decoupleq') {
+        const blocks = editedPartition(canonical, plan.granularity ?? 'block', plan.partitionEdits).blocks;
+        return decoupleqModel({ model: canonical, layers, blocks, bitsFor: (l) => weightBitsFor(l, plan), calib: calibBatches, convs: new WasmConvPool(), options: { seed: plan.seed ?? 0, ...(plan.iters !== undefined ? { blockIters: plan.iters } : {}) } }, emit, signal);
+      }
       if (plan.method === 'adaround') {
         const gemm = await createGemm();
         return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), scale: scaleSearchFor(plan), calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);

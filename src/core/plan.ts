@@ -2,9 +2,9 @@ import type { Bits } from './quant/quantizer';
 import type { QuantLayer } from './graph/layers';
 import type { Granularity, PartitionEdit } from './graph/partition';
 
-export type MethodName = 'rtn' | 'adaround' | 'brecq' | 'qdrop';
+export type MethodName = 'rtn' | 'adaround' | 'brecq' | 'qdrop' | 'decoupleq';
 
-export const METHODS: readonly MethodName[] = ['rtn', 'adaround', 'brecq', 'qdrop'];
+export const METHODS: readonly MethodName[] = ['rtn', 'adaround', 'brecq', 'qdrop', 'decoupleq'];
 
 /** Methods that reconstruct block by block over a partition (algorithms.md §3, §4). */
 export const BLOCK_METHODS: readonly MethodName[] = ['brecq', 'qdrop'];
@@ -27,7 +27,7 @@ export interface QuantPlan {
   readonly layerBits?: Readonly<Record<string, Bits>>;
   /** Weight step-size search; default min–max for round-to-nearest, Lp for AdaRound (as the references). */
   readonly scale?: ScaleSearch;
-  /** Optimisation steps per layer (AdaRound); the reference default is 10,000. */
+  /** Optimisation steps per layer (AdaRound, default 10,000), per block (BRECQ, QDrop: 20,000; decoupleQ's float refinement: 2,000). */
   readonly iters?: number;
   /** Seeds every random choice of a run (batch sampling), so the same plan gives the same numbers. */
   readonly seed?: number;
@@ -47,6 +47,9 @@ export const ADAROUND_ITERS = 10_000;
 
 /** BRECQ's and QDrop's iterations per block in their code (algorithms.md §3.3, §4). */
 export const BLOCK_ITERS = 20_000;
+
+/** decoupleQ's block-wise refinement of the float parts: steps per block (the LLaMA script's 4 epochs × 128 samples is ~500; an assumption for CNNs). */
+export const DECOUPLEQ_BLOCK_ITERS = 2000;
 
 export const DEFAULT_PLAN: QuantPlan = { method: 'rtn', wbits: 8, abits: 8, headStem8bit: true };
 

@@ -1,6 +1,6 @@
 import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
-import { ADAROUND_ITERS, BLOCK_ITERS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
+import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
@@ -18,6 +18,10 @@ const METHOD_INFO: Record<MethodName, { label: string; explain: string }> = {
   brecq: {
     label: 'BRECQ (block reconstruction)',
     explain: 'BRECQ learns the rounding of all layers of a block (a residual block, say) together, so that the block’s output matches the float model’s: errors of one layer can be compensated by the next. Then it learns the activation step sizes, block by block. The reference runs 20,000 iterations per block.',
+  },
+  decoupleq: {
+    label: 'decoupleQ (integer and float parts solved apart; for 2-bit weights)',
+    explain: 'decoupleQ writes each weight row as s·q + z with a float scale and offset, and alternates between choosing the integers q (with error feedback weighted by the layer’s input statistics) and solving s and z exactly. Then it refines s and z block by block. The offset is exported exactly, as an Add after the weight’s DequantizeLinear.',
   },
   qdrop: {
     label: 'QDrop (block reconstruction with activation noise)',
@@ -45,12 +49,12 @@ export function PlanPanel() {
         </label>
         {plan.method !== 'rtn' && (
           <label>
-            Iterations per {blockMethod ? 'block' : 'layer'}
+            {plan.method === 'decoupleq' ? 'Float refinement iterations per block' : `Iterations per ${blockMethod ? 'block' : 'layer'}`}
             <input
               type="number"
               min={1}
               step={100}
-              value={plan.iters ?? (blockMethod ? BLOCK_ITERS : ADAROUND_ITERS)}
+              value={plan.iters ?? (plan.method === 'decoupleq' ? DECOUPLEQ_BLOCK_ITERS : blockMethod ? BLOCK_ITERS : ADAROUND_ITERS)}
               disabled={disabled}
               onChange={(e) => setPlan({ iters: Math.max(1, Math.floor(Number(e.target.value) || 1)) })}
             />

@@ -60,12 +60,29 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
   const preNodes = new Map<NodeProto, NodeProto[]>();
   let opset = 13;
 
+  // Names already in the graph. Exporters share one initializer between layers (torch.onnx keeps
+  // a single copy of equal constants, e.g. all-zero biases): each layer gets its own codes, and
+  // for a bias its own scale, so a name prefix is taken once only.
+  const taken = new Set<string>([
+    ...(src.initializer ?? []).map((t) => t.name ?? ''),
+    ...(src.input ?? []).map((v) => v.name ?? ''),
+    ...(src.node ?? []).flatMap((n) => [n.name ?? '', ...(n.output ?? [])]),
+  ]);
+  const SUFFIXES = ['_quantized', '_scale', '_zero_point', '_dequantized', '_DequantizeLinear', '_scaled', '_offset', '_AddOffset'];
+  const prefixes = new Set<string>();
+  const prefix = (name: string): string => {
+    let p = name;
+    for (let k = 2; prefixes.has(p) || SUFFIXES.some((x) => taken.has(p + x)); k++) p = `${name}_${k}`;
+    prefixes.add(p);
+    return p;
+  };
+
   const byNode = new Map(weights.map((w) => [w.layer.node, w]));
   for (const node of src.node ?? []) {
     const qw = byNode.get(node);
     if (!qw) continue;
     const { layer, codes, params } = qw;
-    const base = layer.weight;
+    const base = prefix(layer.weight);
     if (weightFormat === 'float') {
       newInits.push(floatTensor(`${base}_dequantized`, layer.weightDims, dequantizeTensor(codes, layer.weightDims, params)));
       replacedInputs.set(node, (node.input ?? []).map((n, i) => (i === 1 ? `${base}_dequantized` : n)));
@@ -86,25 +103,33 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
     const inputs = [...(node.input ?? [])];
     inputs[1] = `${base}_dequantized`;
     const extra = [dq];
+    if (params.offset) {
+      // decoupleQ's float offset, exactly: ŵ = DequantizeLinear(q, s, 0) + z (algorithms.md, Decisions)
+      dq.output = [`${base}_scaled`];
+      newInits.push(floatTensor(`${base}_offset`, layer.weightDims.map((d, i) => (i === params.axis ? d : 1)), params.offset));
+      extra.push({ name: `${base}_AddOffset`, opType: 'Add', input: [`${base}_scaled`, `${base}_offset`], output: [`${base}_dequantized`] });
+    }
     const inAct = activations.get(inputs[0] ?? '');
-    if (layer.bias && inAct && params.axis !== null) {
+    // an offset between the weight's DequantizeLinear and the layer rules out integer fusion: the bias stays float
+    if (layer.bias && inAct && params.axis !== null && !params.offset) {
       // int32 bias: the form QLinearConv/QGemm fusion requires
       const b = tensorToFloat32(initializers.get(layer.bias)!, external);
+      const bias = prefix(layer.bias);
       const bScale = new Float32Array(channels);
       const bCodes = new Int32Array(channels);
       for (let c = 0; c < channels; c++) {
         bScale[c] = inAct.scale[0]! * params.scale[c]!;
         bCodes[c] = roundHalfEven(b[c]! / bScale[c]!);
       }
-      newInits.push(int32Tensor(`${layer.bias}_quantized`, [channels], bCodes), floatTensor(`${layer.bias}_scale`, [channels], bScale));
+      newInits.push(int32Tensor(`${bias}_quantized`, [channels], bCodes), floatTensor(`${bias}_scale`, [channels], bScale));
       extra.push({
-        name: `${layer.bias}_DequantizeLinear`,
+        name: `${bias}_DequantizeLinear`,
         opType: 'DequantizeLinear',
-        input: [`${layer.bias}_quantized`, `${layer.bias}_scale`],
-        output: [`${layer.bias}_dequantized`],
+        input: [`${bias}_quantized`, `${bias}_scale`],
+        output: [`${bias}_dequantized`],
         attribute: [intAttr('axis', 0)],
       });
-      inputs[2] = `${layer.bias}_dequantized`;
+      inputs[2] = `${bias}_dequantized`;
     }
     replacedInputs.set(node, inputs);
     preNodes.set(node, extra);

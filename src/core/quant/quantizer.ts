@@ -38,6 +38,11 @@ export interface QuantParams {
   readonly axis: number | null;
   readonly scale: Float32Array;
   readonly zeroPoint: Int32Array;
+  /**
+   * decoupleQ's float offset per channel: x̂ = s·(q − zp) + offset, a real number rather than an
+   * integer zero point times s (algorithms.md §1.1, §6). Absent for every other quantizer.
+   */
+  readonly offset?: Float32Array;
 }
 
 /** Guards against a zero step on constant channels (all-zero filters happen after pruning). */
@@ -103,7 +108,8 @@ export function quantizeTensor(x: Float32Array, dims: readonly number[], p: Quan
   for (let c = 0; c < l.channels; c++) {
     const s = p.scale[c]!;
     const z = p.zeroPoint[c]!;
-    forChannel(l, c, (j) => (q[j] = quantizeValue(x[j]!, s, z, range)));
+    const o = p.offset?.[c] ?? 0;
+    forChannel(l, c, (j) => (q[j] = quantizeValue(x[j]! - o, s, z, range)));
   }
   return q;
 }
@@ -114,7 +120,8 @@ export function dequantizeTensor(q: Int32Array, dims: readonly number[], p: Quan
   for (let c = 0; c < l.channels; c++) {
     const s = p.scale[c]!;
     const z = p.zeroPoint[c]!;
-    forChannel(l, c, (j) => (out[j] = (q[j]! - z) * s));
+    const o = p.offset?.[c] ?? 0;
+    forChannel(l, c, (j) => (out[j] = (q[j]! - z) * s + o));
   }
   return out;
 }

@@ -1,0 +1,383 @@
+import type { ModelProto } from '../onnx/schema';
+import { tensorToFloat32 } from '../onnx/tensor-data';
+import { attrInt, attrInts, attrString } from '../graph/attributes';
+import type { QuantLayer } from '../graph/layers';
+import type { Block } from '../graph/partition';
+import { exportQdq, type QuantizedWeight } from '../export/qdq';
+import { captureTensors, type Captured } from '../quant/calibrate';
+import { intRange, roundHalfEven, type Bits, type QuantParams } from '../quant/quantizer';
+import { channelsFirst } from '../quant/weight-layout';
+import { accumulateGram, finishHessian, inverseUpperFactor, matVec, weightedError } from '../quant/hessian';
+import type { ImageBatches } from '../data/batches';
+import type { Nd } from '../backends/cpu/reference';
+import { Adam } from '../optim/adam';
+import { rng } from '../random';
+import { throwIfAborted, yieldToEventLoop, type Emit } from '../events';
+import { BlockProgram } from '../engine/block-program';
+import { DECOUPLEQ_BLOCK_ITERS } from '../plan';
+import type { WasmConvPool } from '../engine/conv-engine';
+
+/**
+ * decoupleQ, the PTQ-only variant (algorithms.md §6, and the Decisions): each weight row is
+ * ŵ = s·q + z with signed integers q and a float scale and offset per output channel.
+ *
+ * Stage 1, layer by layer with the prefix already quantized: H = E[x xᵀ] of the layer's input
+ * patches in float64, then alternate an integer step (GPTQ error feedback under the current s, z)
+ * and a float step (the exact 2×2 least-squares solve per row), keeping each row's result only
+ * where its H-weighted error improved. Stage 2, block by block: with the integers frozen, learn
+ * s and z so that the block output matches the float model's (label-free MSE).
+ *
+ * Departures, written down: the integer step uses the "gptq" rounding (the LLM recipe) rather than
+ * the ResNet script's PGD+"train" rounding, whose n inner solves per layer cost too much on a CPU;
+ * the first round's 160-candidate shrink search scores candidates by diag(H)-weighted error rather
+ * than the full quadratic form (its closed-form refit and the improvement test use the full H);
+ * columns are not re-ordered by diag(H) (act-order); ties round half to even, the studio's one rule.
+ */
+export interface DecoupleQOptions {
+  /** Alternation rounds including the first GPTQ pass (the scripts' max_iter_num = 4). */
+  readonly rounds: number;
+  /** Hessian damping, a fraction of its mean diagonal (percdamp = 0.01). */
+  readonly damp: number;
+  /** Stage 2: iterations per block (0 skips it), batch, and Adam settings of the LLaMA script. */
+  readonly blockIters: number;
+  readonly batch: number;
+  readonly blockLr: number;
+  readonly seed: number;
+}
+
+export const DECOUPLEQ_DEFAULTS: DecoupleQOptions = { rounds: 4, damp: 0.01, blockIters: DECOUPLEQ_BLOCK_ITERS, batch: 32, blockLr: 1e-5, seed: 0 };
+
+/** One group of rows sharing an input Hessian (a conv group; all rows for a dense layer). */
+interface RowProblem {
+  readonly w0: Float64Array;
+  readonly m: number;
+  readonly n: number;
+  readonly h: Float64Array;
+}
+
+interface RowSolution {
+  readonly q: Int32Array;
+  readonly s: Float64Array;
+  readonly z: Float64Array;
+  readonly err: Float64Array;
+}
+
+/** The 2×2 normal equations of min over (s, z) of (w0 − s·q − z)ᵀ H (w0 − s·q − z), solved exactly. */
+export function solveScaleOffset(h: Float64Array, n: number, q: ArrayLike<number>, w0: ArrayLike<number>, at = 0): { s: number; z: number } {
+  const hq = matVec(h, n, q, at);
+  const hw = matVec(h, n, w0, at);
+  let qhq = 0;
+  let qh1 = 0;
+  let one = 0;
+  let qhw = 0;
+  let ohw = 0;
+  for (let i = 0; i < n; i++) {
+    qhq += q[at + i]! * hq[i]!;
+    qh1 += hq[i]!;
+    qhw += q[at + i]! * hw[i]!;
+    ohw += hw[i]!;
+  }
+  for (let i = 0; i < n * n; i++) one += h[i]!;
+  let det = qhq * one - qh1 * qh1;
+  // a near-singular system (one distinct code in the row) is clamped as the reference does
+  if (Math.abs(det) < 1e-5) det = det < 0 ? -1e-5 : 1e-5;
+  return { s: (qhw * one - qh1 * ohw) / det, z: (qhq * ohw - qh1 * qhw) / det };
+}
+
+function quantizeRow(w: number, s: number, z: number, qmin: number, qmax: number): number {
+  const q = roundHalfEven((w - z) / s);
+  return q < qmin ? qmin : q > qmax ? qmax : q;
+}
+
+/** GPTQ: quantize columns in order, pushing each column's error onto the later ones through U = chol(H⁻¹)ᵀ. */
+function gptq(p: RowProblem, u: Float64Array, s: Float64Array, z: Float64Array, qmin: number, qmax: number): Int32Array {
+  const { m, n } = p;
+  const w = Float64Array.from(p.w0);
+  const q = new Int32Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const row = i * n;
+    for (let j = 0; j < n; j++) {
+      const v = w[row + j]!;
+      const c = quantizeRow(v, s[i]!, z[i]!, qmin, qmax);
+      q[row + j] = c;
+      const e = (v - (s[i]! * c + z[i]!)) / u[j * n + j]!;
+      for (let k = j + 1; k < n; k++) w[row + k]! -= e * u[j * n + k]!;
+    }
+  }
+  return q;
+}
+
+function rowErrors(p: RowProblem, q: Int32Array, s: Float64Array, z: Float64Array): Float64Array {
+  const err = new Float64Array(p.m);
+  const what = new Float64Array(p.n);
+  for (let i = 0; i < p.m; i++) {
+    for (let j = 0; j < p.n; j++) what[j] = s[i]! * q[i * p.n + j]! + z[i]!;
+    err[i] = weightedError(p.h, p.n, p.w0.subarray(i * p.n, (i + 1) * p.n), what);
+  }
+  return err;
+}
+
+/** Keeps, row by row, whichever of `best` and `cand` has the lower error; returns how many rows improved. */
+function keepImproved(best: { q: Int32Array; s: Float64Array; z: Float64Array; err: Float64Array }, cand: RowSolution, n: number): number {
+  let improved = 0;
+  for (let i = 0; i < best.err.length; i++) {
+    if (!(cand.err[i]! < best.err[i]!) || !(cand.s[i]! > 0)) continue;
+    improved++;
+    best.err[i] = cand.err[i]!;
+    best.s[i] = cand.s[i]!;
+    best.z[i] = cand.z[i]!;
+    best.q.set(cand.q.subarray(i * n, (i + 1) * n), i * n);
+  }
+  return improved;
+}
+
+/** Stage 1 for one group of rows. */
+export function solveRows(p: RowProblem, bits: Bits, rounds: number): RowSolution {
+  const { m, n, w0 } = p;
+  const { qmin, qmax } = intRange(bits, true, false);
+  const levels = qmax - qmin;
+  const minMax = (i: number, shrink = 1) => {
+    let lo = 0;
+    let hi = 0;
+    for (let j = 0; j < n; j++) {
+      lo = Math.min(lo, w0[i * n + j]!);
+      hi = Math.max(hi, w0[i * n + j]!);
+    }
+    if (lo === 0 && hi === 0) [lo, hi] = [-1, 1];
+    const s = ((hi - lo) * shrink) / levels;
+    return { s, z: lo * shrink - s * qmin };
+  };
+  const s = new Float64Array(m);
+  const z = new Float64Array(m);
+  for (let i = 0; i < m; i++) ({ s: s[i], z: z[i] } = minMax(i));
+  const q = Int32Array.from({ length: m * n }, (_, k) => quantizeRow(w0[k]!, s[Math.floor(k / n)]!, z[Math.floor(k / n)]!, qmin, qmax));
+  const best = { q, s, z, err: rowErrors(p, q, s, z) };
+  const u = inverseUpperFactor(p.h, n);
+  const integerStep = () => {
+    const cand = { q: gptq(p, u, best.s, best.z, qmin, qmax), s: Float64Array.from(best.s), z: Float64Array.from(best.z) };
+    return keepImproved(best, { ...cand, err: rowErrors(p, cand.q, cand.s, cand.z) }, n);
+  };
+  const floatStep = (from: { q: Int32Array }) => {
+    const cs = new Float64Array(m);
+    const cz = new Float64Array(m);
+    for (let i = 0; i < m; i++) ({ s: cs[i], z: cz[i] } = solveScaleOffset(p.h, n, from.q, w0, i * n));
+    return keepImproved(best, { q: from.q, s: cs, z: cz, err: rowErrors(p, from.q, cs, cz) }, n);
+  };
+  integerStep();
+  for (let r = 1; r < rounds; r++) {
+    if (r === 1) {
+      // shrink search over 160 candidates (p = 1 − i/200), then the exact refit of the chosen integers
+      const sq = new Int32Array(m * n);
+      for (let i = 0; i < m; i++) {
+        let bestScore = Infinity;
+        for (let c = 0; c < 160; c++) {
+          const g = minMax(i, 1 - c / 200);
+          let score = 0;
+          for (let j = 0; j < n; j++) {
+            const v = w0[i * n + j]!;
+            score += p.h[j * n + j]! * (v - (g.s * quantizeRow(v, g.s, g.z, qmin, qmax) + g.z)) ** 2;
+          }
+          if (score < bestScore) {
+            bestScore = score;
+            for (let j = 0; j < n; j++) sq[i * n + j] = quantizeRow(w0[i * n + j]!, g.s, g.z, qmin, qmax);
+          }
+        }
+      }
+      floatStep({ q: sq });
+    }
+    const a = integerStep();
+    const b = floatStep(best);
+    if (a + b < m * 1e-4) break;
+  }
+  return best;
+}
+
+/** Im2col rows of one conv group: every output position's input patch, [positions, (C/g)·kh·kw]. */
+function convPatches(x: Captured, image: number, group: number, cg: number, k: readonly [number, number], st: readonly [number, number], pads: readonly number[], dil: readonly [number, number], out: readonly [number, number], into: Float32Array): number {
+  const [, C, H, W] = x.shape as [number, number, number, number];
+  const n = cg * k[0] * k[1];
+  let r = 0;
+  for (let oy = 0; oy < out[0]; oy++) {
+    for (let ox = 0; ox < out[1]; ox++, r++) {
+      let col = 0;
+      for (let c = 0; c < cg; c++) {
+        const plane = (image * C + group * cg + c) * H * W;
+        for (let ky = 0; ky < k[0]; ky++) {
+          const iy = oy * st[0] - pads[0]! + ky * dil[0];
+          for (let kx = 0; kx < k[1]; kx++, col++) {
+            const ix = ox * st[1] - pads[1]! + kx * dil[1];
+            into[r * n + col] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x.data[plane + iy * W + ix]! : 0;
+          }
+        }
+      }
+    }
+  }
+  return r;
+}
+
+/** The input Hessians of a layer, one per conv group, from its captured inputs. */
+function layerHessians(layer: QuantLayer, x: Captured, damp: number): { h: Float64Array; n: number }[] {
+  const node = layer.node;
+  if (layer.kind !== 'conv') {
+    const n = layer.weightDims[layer.channelAxis === 0 ? 1 : 0]!;
+    const rows = x.data.length / n;
+    const h = new Float64Array(n * n);
+    accumulateGram(h, x.data, rows, n);
+    finishHessian(h, n, rows, damp);
+    return [{ h, n }];
+  }
+  if (attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') throw new Error(`layer "${layer.name}": decoupleQ does not support auto_pad convolutions yet`);
+  const [K, cg, kh, kw] = layer.weightDims as [number, number, number, number];
+  const groups = attrInt(node, 'group', 1);
+  const st = (attrInts(node, 'strides') ?? [1, 1]) as [number, number];
+  const dil = (attrInts(node, 'dilations') ?? [1, 1]) as [number, number];
+  const pads = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+  const [N, , H, W] = x.shape as [number, number, number, number];
+  const out = [Math.floor((H + pads[0]! + pads[2]! - dil[0] * (kh - 1) - 1) / st[0]) + 1, Math.floor((W + pads[1]! + pads[3]! - dil[1] * (kw - 1) - 1) / st[1]) + 1] as const;
+  const n = cg * kh * kw;
+  const patches = new Float32Array(out[0] * out[1] * n);
+  void K;
+  return Array.from({ length: groups }, (_, g) => {
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < N; i++) accumulateGram(h, patches, convPatches(x, i, g, cg, [kh, kw], st, pads, dil, out, patches), n);
+    finishHessian(h, n, N * out[0] * out[1], damp);
+    return { h, n };
+  });
+}
+
+export interface DecoupleQInput {
+  readonly model: ModelProto;
+  readonly layers: readonly QuantLayer[];
+  readonly blocks: readonly Block[];
+  readonly bitsFor: (layer: QuantLayer) => Bits;
+  readonly calib: ImageBatches;
+  readonly convs: WasmConvPool;
+  readonly options: Partial<DecoupleQOptions>;
+}
+
+function paramsOf(layer: QuantLayer, bits: Bits, s: Float64Array, z: Float64Array): QuantParams {
+  return { bits, signed: true, symmetric: false, axis: layer.channelAxis, scale: Float32Array.from(s), zeroPoint: new Int32Array(s.length), offset: Float32Array.from(z) };
+}
+
+/** Both stages over the model; returns weights whose params carry the float offsets. */
+export async function decoupleqModel(input: DecoupleQInput, emit: Emit, signal?: AbortSignal): Promise<QuantizedWeight[]> {
+  const o = { ...DECOUPLEQ_DEFAULTS, ...input.options };
+  const { model, layers, calib } = input;
+  const done: QuantizedWeight[] = [];
+  // stage 1: layer by layer, each Hessian from the prefix as quantized so far
+  for (const [li, layer] of layers.entries()) {
+    throwIfAborted(signal);
+    const prefix = exportQdq({ model, weights: done, activations: new Map(), weightFormat: 'float' });
+    const inputName = layer.node.input![0]!;
+    const x = (await captureTensors(prefix, [inputName], calib, signal)).get(inputName)!;
+    const hs = layerHessians(layer, x, o.damp);
+    const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
+    const m = w.dims[0]!;
+    const perGroup = m / hs.length;
+    const q = new Int32Array(w.data.length);
+    const s = new Float64Array(m);
+    const z = new Float64Array(m);
+    let err = 0;
+    for (const [g, { h, n }] of hs.entries()) {
+      await yieldToEventLoop();
+      throwIfAborted(signal);
+      const rows = Float64Array.from(w.data.subarray(g * perGroup * n, (g + 1) * perGroup * n));
+      const sol = solveRows({ w0: rows, m: perGroup, n, h }, input.bitsFor(layer), o.rounds);
+      q.set(sol.q, g * perGroup * n);
+      s.set(sol.s, g * perGroup);
+      z.set(sol.z, g * perGroup);
+      err += sol.err.reduce((a, b) => a + b, 0);
+    }
+    done.push({ layer, codes: w.back(q), params: paramsOf(layer, input.bitsFor(layer), s, z) });
+    emit({ type: 'progress', stage: 'quantize', done: li + 1, total: layers.length + (o.blockIters ? input.blocks.length : 0) });
+    emit({ type: 'info', message: `decoupleQ ${layer.name}: ${input.bitsFor(layer)}-bit, H-weighted output error ${err.toPrecision(3)}` });
+  }
+  if (o.blockIters > 0) await refineFloatParts(input, o, done, emit, signal);
+  return done;
+}
+
+/**
+ * Stage 2: block by block, the integers frozen, Adam on each row's (s, z) so that the block's
+ * output on inputs from the quantized prefix matches the float model's (§6.3, without labels).
+ */
+async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done: QuantizedWeight[], emit: Emit, signal?: AbortSignal): Promise<void> {
+  const { model, layers, blocks, calib } = input;
+  const byLayer = new Map(done.map((w, i) => [w.layer.name, i]));
+  for (const [bi, block] of blocks.entries()) {
+    if (block.layers.length === 0) continue;
+    throwIfAborted(signal);
+    const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+    const prefix = exportQdq({ model, weights: done.filter((w) => !block.layers.includes(w.layer.name)), activations: new Map(), weightFormat: 'float' });
+    const xs = (await captureTensors(prefix, [block.input], calib, signal)).get(block.input)!;
+    const target = (await captureTensors(model, [block.output], calib, signal)).get(block.output)!;
+    const slots = program.slots.map((slot) => {
+      const qw = done[byLayer.get(slot.layer.name)!]!;
+      const q = channelsFirst(Float32Array.from(qw.codes), qw.layer.weightDims, qw.layer.channelAxis).data;
+      const s = Float32Array.from(qw.params.scale);
+      const z = Float32Array.from(qw.params.offset!);
+      return { q, s, z, rows: s.length, adamS: new Adam(s, { lr: o.blockLr, beta2: 0.99, eps: 2e-5 }), adamZ: new Adam(z, { lr: o.blockLr, beta2: 0.99, eps: 2e-5 }), shape: slot.weight.shape };
+    });
+    const weightOf = (sl: (typeof slots)[number]): Nd => {
+      const per = sl.q.length / sl.rows;
+      const data = new Float32Array(sl.q.length);
+      for (let i = 0; i < sl.rows; i++) for (let j = i * per; j < (i + 1) * per; j++) data[j] = sl.s[i]! * sl.q[j]! + sl.z[i]!;
+      return { shape: sl.shape, data };
+    };
+    const n = xs.shape[0]!;
+    const bs = Math.min(o.batch, n);
+    const perIn = xs.data.length / n;
+    const perOut = target.data.length / n;
+    const rand = rng(o.seed * 7919 + 31 + bi);
+    let lastYield = performance.now();
+    let rec = 0;
+    for (let t = 0; t < o.blockIters; t++) {
+      if (performance.now() - lastYield > 100) {
+        await yieldToEventLoop();
+        lastYield = performance.now();
+      }
+      throwIfAborted(signal);
+      const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
+      const x = new Float32Array(bs * perIn);
+      const y = new Float32Array(bs * perOut);
+      idx.forEach((i, k) => {
+        x.set(xs.data.subarray(i * perIn, (i + 1) * perIn), k * perIn);
+        y.set(target.data.subarray(i * perOut, (i + 1) * perOut), k * perOut);
+      });
+      const weights = slots.map(weightOf);
+      const tape = program.forward({ shape: [bs, ...xs.shape.slice(1)], data: x }, weights);
+      const P = tape.output.data;
+      const grad = new Float32Array(P.length);
+      rec = 0;
+      for (let i = 0; i < P.length; i++) {
+        const e = P[i]! - y[i]!;
+        rec += e * e;
+        grad[i] = (2 * e) / P.length;
+      }
+      rec /= P.length;
+      const g = program.backward(tape, weights, { shape: tape.output.shape, data: grad });
+      slots.forEach((sl, k) => {
+        const dW = g.weights[k];
+        if (!dW) return;
+        const per = sl.q.length / sl.rows;
+        const ds = new Float32Array(sl.rows);
+        const dz = new Float32Array(sl.rows);
+        for (let i = 0; i < sl.rows; i++) {
+          for (let j = i * per; j < (i + 1) * per; j++) {
+            ds[i]! += dW.data[j]! * sl.q[j]!;
+            dz[i]! += dW.data[j]!;
+          }
+        }
+        sl.adamS.step(ds);
+        sl.adamZ.step(dz);
+      });
+      if (t % Math.max(1, Math.floor(o.blockIters / 100)) === 0) emit({ type: 'loss', layer: `${block.id} (s, z)`, iter: t, rec, reg: 0, beta: null });
+    }
+    program.slots.forEach((slot, k) => {
+      const i = byLayer.get(slot.layer.name)!;
+      const sl = slots[k]!;
+      if (!Array.from(sl.s).every((v) => v > 0)) return; // a step that turned a scale negative is not kept
+      done[i] = { ...done[i]!, params: { ...done[i]!.params, scale: Float32Array.from(sl.s), offset: Float32Array.from(sl.z) } };
+    });
+    emit({ type: 'info', message: `decoupleQ ${block.id}: block-wise float refinement, final MSE ${rec.toPrecision(3)}` });
+  }
+}
