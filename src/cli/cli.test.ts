@@ -133,7 +133,7 @@ describe('lowbit quantize --plan and --calib-size', () => {
     writeFileSync(planPath, JSON.stringify({ method: 'magic', wbits: 4, abits: 8 }));
     const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--plan', planPath, '-o', join(tmp, 'x.onnx'));
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/unknown method "magic"; this version supports: rtn, adaround, brecq, qdrop, decoupleq/);
+    expect(r.stderr).toMatch(/unknown method "magic"; this version supports: rtn, adaround, brecq, qdrop, nwq, decoupleq/);
   });
 });
 

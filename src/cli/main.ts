@@ -28,7 +28,7 @@ class UsageError extends Error {
 const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
-  lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|decoupleq] [--wbits N] [--abits N|none]
+  lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|nwq|decoupleq] [--taps block|layer] [--wbits N] [--abits N|none]
                   [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--lambda X] [--keep P]
                   [--seed N] [--calib-size N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
@@ -171,6 +171,7 @@ async function quantize(args: string[]): Promise<void> {
       granularity: { type: 'string' },
       lambda: { type: 'string' },
       keep: { type: 'string' },
+      taps: { type: 'string' },
       scale: { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
@@ -196,6 +197,7 @@ async function quantize(args: string[]): Promise<void> {
     ...(values.granularity !== undefined ? { granularity: values.granularity } : {}),
     ...(values.lambda !== undefined ? { lambda: Number(values.lambda) } : {}),
     ...(values.keep !== undefined ? { keep: Number(values.keep) } : {}),
+    ...(values.taps !== undefined ? { taps: values.taps } : {}),
     ...(values.seed !== undefined ? { seed: Number(values.seed) } : {}),
   });
   const weightFormat = values['weight-format'];

@@ -19,6 +19,7 @@ import { editedPartition } from './graph/partition';
 import { learnActivationSteps, reconstructWeights, type BlockMetrics, type ReconstructionInput } from './methods/reconstruct';
 import { WasmConvPool } from './engine/conv-engine';
 import { decoupleqModel } from './methods/decoupleq';
+import { nwqModel } from './methods/nwq';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
 import { BLOCK_ITERS, BLOCK_METHODS, scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
@@ -222,14 +223,20 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
       options: { iters: plan.iters ?? BLOCK_ITERS, seed: plan.seed ?? 0, ...(plan.lambda !== undefined ? { lambda: plan.lambda } : {}), ...(plan.actIters !== undefined ? { actIters: plan.actIters } : {}), ...(plan.keep !== undefined ? { keep: plan.keep } : {}) },
     };
     if (plan.method === 'qdrop' && plan.abits !== null) {
-      // QDrop's observers set activation ranges before reconstruction, on round-to-nearest weights
+      // QDrop's (and NWQ's) observers set activation ranges before reconstruction, on round-to-nearest weights
       const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan)));
       ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights: rtn, activations: new Map(), weightFormat: 'float' }), 'lp'));
     }
-    const result = await stage('quantize', () => reconstructWeights(recon, plan.method === 'qdrop' ? 'qdrop' : 'brecq', plan.method === 'qdrop' && plan.abits !== null ? activations : null, emit, signal));
+    if (plan.method === 'nwq' && plan.abits !== null) {
+      const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan)));
+      ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights: rtn, activations: new Map(), weightFormat: 'float' }), 'lp'));
+    }
+    const result = plan.method === 'nwq'
+      ? await stage('quantize', async () => ({ ...(await nwqModel({ ...recon, options: { iters: plan.iters ?? BLOCK_ITERS, seed: plan.seed ?? 0, ...(plan.taps ? { taps: plan.taps } : {}) } }, plan.abits !== null ? activations : null, emit, signal)), blocks: [] }))
+      : await stage('quantize', () => reconstructWeights(recon, plan.method === 'qdrop' ? 'qdrop' : 'brecq', plan.method === 'qdrop' && plan.abits !== null ? activations : null, emit, signal));
     weights = result.weights;
     blockReports = result.blocks;
-    if (plan.method === 'qdrop') activations = result.activations;
+    if (plan.method !== 'brecq') activations = result.activations;
     else if (plan.abits !== null) {
       ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights, activations: new Map(), weightFormat: 'float' }), 'lp'));
       if (recon.options.actIters !== 0) activations = await stage('act-steps', () => learnActivationSteps(recon, weights, activations, emit, signal));

@@ -2,12 +2,12 @@ import type { Bits } from './quant/quantizer';
 import type { QuantLayer } from './graph/layers';
 import type { Granularity, PartitionEdit } from './graph/partition';
 
-export type MethodName = 'rtn' | 'adaround' | 'brecq' | 'qdrop' | 'decoupleq';
+export type MethodName = 'rtn' | 'adaround' | 'brecq' | 'qdrop' | 'nwq' | 'decoupleq';
 
-export const METHODS: readonly MethodName[] = ['rtn', 'adaround', 'brecq', 'qdrop', 'decoupleq'];
+export const METHODS: readonly MethodName[] = ['rtn', 'adaround', 'brecq', 'qdrop', 'nwq', 'decoupleq'];
 
 /** Methods that reconstruct block by block over a partition (algorithms.md §3, §4). */
-export const BLOCK_METHODS: readonly MethodName[] = ['brecq', 'qdrop'];
+export const BLOCK_METHODS: readonly MethodName[] = ['brecq', 'qdrop', 'nwq'];
 
 export const GRANULARITIES: readonly Granularity[] = ['layer', 'block', 'stage', 'net'];
 
@@ -40,6 +40,8 @@ export interface QuantPlan {
   readonly actIters?: number;
   /** QDrop: probability of keeping an activation quantized during reconstruction (reference 0.5). */
   readonly keep?: number;
+  /** NWQ: where the activation-regularisation loss looks (default block outputs; layer outputs suit ResNets, §5.1). */
+  readonly taps?: 'block' | 'layer';
 }
 
 /** AdaRound's iterations per layer in the paper and in MQBench's runs (algorithms.md §2.4). */
@@ -85,6 +87,7 @@ export function parsePlan(value: unknown): QuantPlan {
     if (v[k] !== undefined && !(typeof v[k] === 'number' && (v[k] as number) >= 0 && (k !== 'keep' || (v[k] as number) <= 1))) throw new PlanError(`${k} must be a number${k === 'keep' ? ' from 0 to 1' : ' ≥ 0'}, got ${JSON.stringify(v[k])}`);
   }
   if (v.actIters !== undefined && (!Number.isInteger(v.actIters) || (v.actIters as number) < 0)) throw new PlanError(`actIters must be a non-negative integer, got ${JSON.stringify(v.actIters)}`);
+  if (v.taps !== undefined && v.taps !== 'block' && v.taps !== 'layer') throw new PlanError(`taps must be "block" or "layer", got ${JSON.stringify(v.taps)}`);
   if (v.granularity !== undefined && !GRANULARITIES.includes(v.granularity as Granularity)) throw new PlanError(`granularity must be one of ${GRANULARITIES.join(', ')}, got ${JSON.stringify(v.granularity)}`);
   const edits = v.partitionEdits ?? [];
   const isEdit = (e: unknown): e is PartitionEdit => {
@@ -110,5 +113,6 @@ export function parsePlan(value: unknown): QuantPlan {
     ...(v.lambda !== undefined ? { lambda: v.lambda as number } : {}),
     ...(v.actIters !== undefined ? { actIters: v.actIters as number } : {}),
     ...(v.keep !== undefined ? { keep: v.keep as number } : {}),
+    ...(v.taps !== undefined ? { taps: v.taps as 'block' | 'layer' } : {}),
   };
 }

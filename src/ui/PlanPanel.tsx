@@ -1,6 +1,6 @@
 import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
-import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
+import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
@@ -18,6 +18,10 @@ const METHOD_INFO: Record<MethodName, { label: string; explain: string }> = {
   brecq: {
     label: 'BRECQ (block reconstruction)',
     explain: 'BRECQ learns the rounding of all layers of a block (a residual block, say) together, so that the block’s output matches the float model’s: errors of one layer can be compensated by the next. Then it learns the activation step sizes, block by block. The reference runs 20,000 iterations per block.',
+  },
+  nwq: {
+    label: 'NWQ (the whole network at once)',
+    explain: 'NWQ learns every layer’s rounding and every activation step jointly over the whole network, so that errors can be compensated across blocks. Activations are compared with the float model’s at block (or layer) outputs; the rounding is a softmax whose temperature is annealed, and quantization noise is mixed in gradually. The most expensive method.',
   },
   decoupleq: {
     label: 'decoupleQ (integer and float parts solved apart; for 2-bit weights)',
@@ -40,7 +44,7 @@ export function PlanPanel() {
         <label>
           Method
           <select value={plan.method} disabled={disabled} onChange={(e) => setPlan({ method: e.target.value as MethodName })}>
-            {(Object.keys(METHOD_INFO) as MethodName[]).map((m) => (
+            {METHODS.map((m) => (
               <option key={m} value={m}>
                 {METHOD_INFO[m].label}
               </option>
@@ -49,7 +53,7 @@ export function PlanPanel() {
         </label>
         {plan.method !== 'rtn' && (
           <label>
-            {plan.method === 'decoupleq' ? 'Float refinement iterations per block' : `Iterations per ${blockMethod ? 'block' : 'layer'}`}
+            {plan.method === 'decoupleq' ? 'Float refinement iterations per block' : `Iterations${plan.method === 'nwq' ? '' : ` per ${blockMethod ? 'block' : 'layer'}`}`}
             <input
               type="number"
               min={1}
@@ -60,7 +64,16 @@ export function PlanPanel() {
             />
           </label>
         )}
-        {blockMethod && (
+        {plan.method === 'nwq' && (
+          <label>
+            Compare activations at
+            <select value={plan.taps ?? 'block'} disabled={disabled} onChange={(e) => setPlan({ taps: e.target.value as 'block' | 'layer' })}>
+              <option value="block">block outputs (light networks)</option>
+              <option value="layer">layer outputs (ResNets)</option>
+            </select>
+          </label>
+        )}
+        {(plan.method === 'brecq' || plan.method === 'qdrop') && (
           <label>
             Reconstruct by
             <select value={plan.granularity ?? 'block'} disabled={disabled} onChange={(e) => setPlan({ granularity: e.target.value as Granularity })}>

@@ -40,6 +40,13 @@ export interface ForwardOptions {
   readonly drop?: DropMask | null;
 }
 
+export interface BackwardOptions extends ForwardOptions {
+  /** LSQ's gradient scale for a quantizer over `n` elements; 1 (none) by default. */
+  readonly gradScale?: (q: ActQuantizer, n: number) => number;
+  /** Gradients of the loss with respect to inner tensors (as the forward left them: after their quantizer). */
+  readonly seeds?: ReadonlyMap<string, Float32Array>;
+}
+
 export interface Gradients {
   /** Per slot, d loss / d weight (channels-first layout). */
   readonly weights: (Nd | null)[];
@@ -124,12 +131,21 @@ export class BlockProgram {
   }
 
   /**
-   * Gradients of a loss whose gradient with respect to the block output is `dOut`. Every tensor's
+   * Gradients of a loss whose gradient with respect to the block output is `dOut` (plus `seeds` on
+   * inner tensors). Every tensor's
    * gradient is accumulated over all its consumers before its producer runs backward (reverse
    * topological order guarantees it).
    */
-  backward(tape: Tape, weights: readonly Nd[], dOut: Nd, options: ForwardOptions & { gradScale?: (q: ActQuantizer, n: number) => number } = {}): Gradients {
-    const grads = new Map<string, Float32Array>([[this.block.output, dOut.data]]);
+  backward(tape: Tape, weights: readonly Nd[], dOut: Nd | null, options: BackwardOptions = {}): Gradients {
+    const grads = new Map<string, Float32Array>();
+    if (dOut) grads.set(this.block.output, dOut.data.slice());
+    // losses on inner tensors (NWQ's activation regularisation) enter where those tensors are made
+    for (const [name, g] of options.seeds ?? []) {
+      if (!this.produced.has(name) || name === this.block.input) throw new Error(`a loss on "${name}", which block "${this.block.id}" does not compute`);
+      const prev = grads.get(name);
+      if (prev) for (let i = 0; i < g.length; i++) prev[i]! += g[i]!;
+      else grads.set(name, g.slice());
+    }
     const dW: (Nd | null)[] = weights.map(() => null);
     const steps = new Map<string, number>();
     const add = (name: string, g: Float32Array) => {
