@@ -29,7 +29,7 @@ const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|nwq|decoupleq] [--taps block|layer] [--wbits N] [--abits N|none]
-                  [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--lambda X] [--keep P]
+                  [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
                   [--seed N] [--calib-size N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist|imagenet | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
@@ -172,6 +172,7 @@ async function quantize(args: string[]): Promise<void> {
       lambda: { type: 'string' },
       keep: { type: 'string' },
       taps: { type: 'string' },
+      fisher: { type: 'boolean' },
       scale: { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
@@ -198,6 +199,7 @@ async function quantize(args: string[]): Promise<void> {
     ...(values.lambda !== undefined ? { lambda: Number(values.lambda) } : {}),
     ...(values.keep !== undefined ? { keep: Number(values.keep) } : {}),
     ...(values.taps !== undefined ? { taps: values.taps } : {}),
+    ...(values.fisher ? { fisher: true } : {}),
     ...(values.seed !== undefined ? { seed: Number(values.seed) } : {}),
   });
   const weightFormat = values['weight-format'];

@@ -220,7 +220,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
       skip: (l) => plan.method === 'brecq' && plan.headStem8bit && l.isFirst,
       calib: calibBatches,
       convs: new WasmConvPool(),
-      options: { iters: plan.iters ?? BLOCK_ITERS, seed: plan.seed ?? 0, ...(plan.lambda !== undefined ? { lambda: plan.lambda } : {}), ...(plan.actIters !== undefined ? { actIters: plan.actIters } : {}), ...(plan.keep !== undefined ? { keep: plan.keep } : {}) },
+      options: { iters: plan.iters ?? BLOCK_ITERS, seed: plan.seed ?? 0, ...(plan.lambda !== undefined ? { lambda: plan.lambda } : {}), ...(plan.actIters !== undefined ? { actIters: plan.actIters } : {}), ...(plan.keep !== undefined ? { keep: plan.keep } : {}), ...(plan.fisher ? { fisher: true } : {}) },
     };
     if (plan.method === 'qdrop' && plan.abits !== null) {
       // QDrop's (and NWQ's) observers set activation ranges before reconstruction, on round-to-nearest weights

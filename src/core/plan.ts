@@ -40,6 +40,8 @@ export interface QuantPlan {
   readonly actIters?: number;
   /** QDrop: probability of keeping an activation quantized during reconstruction (reference 0.5). */
   readonly keep?: number;
+  /** BRECQ: weight the block-output error by the diagonal Fisher information (the paper), instead of plain MSE (the code's default). */
+  readonly fisher?: boolean;
   /** NWQ: where the activation-regularisation loss looks (default block outputs; layer outputs suit ResNets, §5.1). */
   readonly taps?: 'block' | 'layer';
 }
@@ -113,6 +115,7 @@ export function parsePlan(value: unknown): QuantPlan {
     ...(v.lambda !== undefined ? { lambda: v.lambda as number } : {}),
     ...(v.actIters !== undefined ? { actIters: v.actIters as number } : {}),
     ...(v.keep !== undefined ? { keep: v.keep as number } : {}),
+    ...(v.fisher === true ? { fisher: true } : {}),
     ...(v.taps !== undefined ? { taps: v.taps as 'block' | 'layer' } : {}),
   };
 }

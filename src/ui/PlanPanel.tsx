@@ -112,6 +112,12 @@ export function PlanPanel() {
             <option value="lp">2.4-norm search (BRECQ)</option>
           </select>
         </label>
+        {plan.method === 'brecq' && (
+          <label className="check">
+            <input type="checkbox" checked={plan.fisher === true} disabled={disabled} onChange={(e) => setPlan({ fisher: e.target.checked })} />
+            Fisher-weighted block loss (the paper; the code uses plain MSE)
+          </label>
+        )}
         <label className="check">
           <input type="checkbox" checked={plan.headStem8bit} disabled={disabled} onChange={(e) => setPlan({ headStem8bit: e.target.checked })} />
           First and last layers at 8 bits

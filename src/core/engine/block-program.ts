@@ -45,6 +45,8 @@ export interface BackwardOptions extends ForwardOptions {
   readonly gradScale?: (q: ActQuantizer, n: number) => number;
   /** Gradients of the loss with respect to inner tensors (as the forward left them: after their quantizer). */
   readonly seeds?: ReadonlyMap<string, Float32Array>;
+  /** Propagate to the block input only, skipping weight gradients. */
+  readonly inputOnly?: boolean;
 }
 
 export interface Gradients {
@@ -52,6 +54,8 @@ export interface Gradients {
   readonly weights: (Nd | null)[];
   /** Per quantized tensor, d loss / d step. */
   readonly steps: Map<string, number>;
+  /** d loss / d block input, when asked for (`inputOnly`). */
+  readonly input: Float32Array | null;
 }
 
 /**
@@ -168,7 +172,7 @@ export class BlockProgram {
       const dy = throughQuantizer(step.output, g);
       const inputs = step.inputs.map((s) => this.resolve(s, tape.values, weights));
       // the block input is data, not a parameter: no gradient flows out of the block
-      const need = step.inputs.map((s) => s?.kind === 'slot' || (s?.kind === 'value' && s.name !== this.block.input));
+      const need = step.inputs.map((s) => (s?.kind === 'slot' && !options.inputOnly) || (s?.kind === 'value' && (s.name !== this.block.input || options.inputOnly === true)));
       const out = tape.values.get(step.output)!;
       const d = step.kernel.backward(inputs, tape.preQuant.get(step.output)?.x ?? out, { shape: out.shape, data: dy }, need);
       step.inputs.forEach((s, i) => {
@@ -179,7 +183,14 @@ export class BlockProgram {
         else if (s.kind === 'value') add(s.name, gi.data === dy || gi.data === g ? gi.data.slice() : gi.data);
       });
     }
-    return { weights: dW, steps };
+    return { weights: dW, steps, input: grads.get(this.block.input) ?? null };
+  }
+
+  /** d loss / d block input, with the weights held constant: how a loss downstream reaches this block's start. */
+  backwardToInput(tape: Tape, weights: readonly Nd[], dOut: Nd): Nd {
+    const g = this.backward(tape, weights, dOut, { inputOnly: true }).input;
+    const x = tape.values.get(this.block.input)!;
+    return { shape: x.shape, data: g ?? new Float32Array(x.data.length) };
   }
 
   private resolve(s: Step['inputs'][number], values: Map<string, Nd>, weights: readonly Nd[]): Nd | null {

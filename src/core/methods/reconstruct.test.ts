@@ -60,6 +60,13 @@ describe('block reconstruction (BRECQ)', () => {
     for (const w of learned.weights) for (const c of w.codes) expect(c >= -2 && c <= 1).toBe(true);
   }, 180_000);
 
+  it('with Fisher weighting (the paper’s loss) it also beats round-to-nearest at the network output', async () => {
+    const rtn = await reconstructWeights(setup(0).input, 'brecq', null, () => {}, undefined);
+    const { input } = setup(1000, 1e-2);
+    const fisher = await reconstructWeights({ ...input, options: { ...input.options, fisher: true } }, 'brecq', null, () => {}, undefined);
+    expect(fisher.blocks.at(-1)!.sqnrDb).toBeGreaterThan(rtn.blocks.at(-1)!.sqnrDb + 1);
+  }, 180_000);
+
   it('QDrop learns activation step sizes jointly and keeps them positive', async () => {
     const { model, input } = setup(200);
     const points = activationQuantPoints(model);

@@ -46,6 +46,12 @@ export interface ReconstructionOptions {
   /** QDrop: learning rate of the step sizes (cosine-annealed) and the probability of keeping a quantized value. */
   readonly qdropActLr: number;
   readonly keep: number;
+  /**
+   * Weight the block-output error by the diagonal Fisher information, as the BRECQ paper does:
+   * (|g| + 1)² per element, g the gradient of KL(float logits ‖ quantized logits) at the block
+   * output (§3.2). Off by default, as in the reference code's released script.
+   */
+  readonly fisher: boolean;
 }
 
 /** The reference defaults (§3.3, §3.4, §4). */
@@ -63,6 +69,7 @@ export const RECONSTRUCTION_DEFAULTS: ReconstructionOptions = {
   actP: 2.4,
   qdropActLr: 4e-5,
   keep: 0.5,
+  fisher: false,
 };
 
 export interface ReconstructionInput {
@@ -125,7 +132,7 @@ function gather(t: Captured, idx: readonly number[], into: Float32Array): Nd {
  * Sum over channels (axis 1) of |Δ|^p, mean over batch and positions: the references'
  * normalisation, which λ = 0.01 is tuned for (§2.2). Returns the loss and fills its gradient.
  */
-function reconstructionLoss(pred: Nd, target: Nd, p: number, grad: Float32Array): number {
+function reconstructionLoss(pred: Nd, target: Nd, p: number, grad: Float32Array, weight: Float32Array | null = null): number {
   const channels = pred.shape[1] ?? 1;
   const P = pred.data;
   const T = target.data;
@@ -134,8 +141,9 @@ function reconstructionLoss(pred: Nd, target: Nd, p: number, grad: Float32Array)
   for (let i = 0; i < P.length; i++) {
     const e = P[i]! - T[i]!;
     if (p === 2) {
-      acc += e * e;
-      grad[i] = 2 * k * e;
+      const f = weight ? weight[i]! : 1;
+      acc += f * e * e;
+      grad[i] = 2 * k * f * e;
     } else {
       const a = Math.abs(e);
       acc += a ** p;
@@ -169,6 +177,69 @@ function blockMetrics(program: BlockProgram, weights: readonly Nd[], inputs: Cap
     }
   }
   return { sqnrDb: err === 0 ? Infinity : 10 * Math.log10(sig / err), cosine: sig === 0 || pp === 0 ? (sig === pp ? 1 : 0) : dot / Math.sqrt(sig * pp) };
+}
+
+/**
+ * (|g| + 1)² for every element of the block's output over the calibration set, with g the
+ * gradient of KL(softmax(float logits) ‖ softmax(logits)) (batch mean over 32) at the block
+ * output, the block at its soft-rounding start (≈ float weights) on the quantized prefix's inputs
+ * and the rest of the network in float (§3.2).
+ */
+async function fisherWeights(input: ReconstructionInput, block: Block, program: BlockProgram, floatWeights: readonly Nd[], quantIn: Captured, signal?: AbortSignal): Promise<Captured> {
+  const { model, layers, calib } = input;
+  const nodes = model.graph!.node ?? [];
+  const inBlock = new Set(block.nodes);
+  const last = Math.max(...nodes.flatMap((n, i) => (inBlock.has(n.name || n.output?.[0] || '') ? [i] : [])));
+  const after = nodes.slice(last + 1);
+  const output = model.graph!.output![0]!.name!;
+  const afterLayers = new Set(after.map((n) => n.name || n.output?.[0] || ''));
+  // the last block ends at the logits: its gradient is the KL's own
+  const suffix = block.output === output ? null : BlockProgram.compile(
+    model,
+    { id: `${block.id}→output`, kind: 'net', layers: layers.filter((l) => afterLayers.has(l.name)).map((l) => l.name), nodes: [...afterLayers], input: block.output, output },
+    layers,
+    await input.convs.factory(after.length + block.nodes.length),
+  );
+  const fpLogits = (await captureTensors(model, [output], calib, signal)).get(output)!;
+  const n = quantIn.shape[0]!;
+  const per = quantIn.data.length / n;
+  const parts: Float32Array[] = [];
+  let outShape: readonly number[] = [];
+  for (let start = 0; start < n; start += 32) {
+    throwIfAborted(signal);
+    const end = Math.min(n, start + 32);
+    const b = end - start;
+    const z = program.forward({ shape: [b, ...quantIn.shape.slice(1)], data: quantIn.data.slice(start * per, end * per) }, floatWeights).output;
+    outShape = z.shape.slice(1);
+    const tape = suffix?.forward(z, suffix.slots.map((s) => s.weight));
+    const logits = tape ? tape.output.data : z.data;
+    const classes = logits.length / b;
+    const dLogits = new Float32Array(logits.length);
+    for (let r = 0; r < b; r++) {
+      const q = softmaxRow(logits, r * classes, classes);
+      const t = softmaxRow(fpLogits.data, (start + r) * classes, classes);
+      for (let c = 0; c < classes; c++) dLogits[r * classes + c] = (q[c]! - t[c]!) / b;
+    }
+    const g = suffix && tape ? suffix.backwardToInput(tape, suffix.slots.map((s) => s.weight), { shape: tape.output.shape, data: dLogits }).data : dLogits;
+    parts.push(Float32Array.from(g, (v) => (Math.abs(v) + 1) ** 2));
+  }
+  const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    data.set(p, at);
+    at += p.length;
+  }
+  return { shape: [n, ...outShape], data };
+}
+
+function softmaxRow(x: Float32Array, at: number, n: number): Float64Array {
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) m = Math.max(m, x[at + i]!);
+  const out = new Float64Array(n);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += out[i] = Math.exp(x[at + i]! - m);
+  for (let i = 0; i < n; i++) out[i]! /= s;
+  return out;
 }
 
 export interface ReconstructionResult {
@@ -224,6 +295,7 @@ export async function reconstructWeights(
     const target = fp.get(block.output)!;
     const floatIn = joint ? fp.get(block.input)! : null;
 
+    const fisher = o.fisher && learned ? await fisherWeights(input, block, program, slots.map((sl) => sl.weight), quantIn, signal) : null;
     let last: number | null = null;
     if (learned) {
       const rand = rng(o.seed * 7919 + bi + 1);
@@ -233,6 +305,7 @@ export async function reconstructWeights(
       const xLen = bs * per;
       const xfBuf = new Float32Array(bs * per);
       const tBuf = new Float32Array((bs * target.data.length) / n);
+      const fBuf = fisher ? new Float32Array(tBuf.length) : null;
       const grad = new Float32Array(tBuf.length);
       const stepAdams = quantizers ? new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.qdropActLr })])) : new Map<string, Adam>();
       const drop = joint ? { keep: o.keep, rand } : null;
@@ -254,7 +327,7 @@ export async function reconstructWeights(
         const y = gather(target, idx, tBuf);
         const weights = slots.map((s) => s.fixed ?? adaroundForward(s.weight, s.v!, s.grid));
         const tape = program.forward(x, weights, { quantizers, drop });
-        const rec = reconstructionLoss(tape.output, y, 2, grad);
+        const rec = reconstructionLoss(tape.output, y, 2, grad, fisher && fBuf ? gather(fisher, idx, fBuf).data : null);
         const g = program.backward(tape, weights, { shape: tape.output.shape, data: grad }, { quantizers, gradScale: (q, count) => 1 / Math.sqrt(count * q.qmax) });
         const beta = betaAt(t, o);
         let reg = 0;
