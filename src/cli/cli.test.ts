@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
@@ -118,6 +118,31 @@ describe('lowbit quantize --plan and --calib-size', () => {
     }
     expect(Math.abs(rep.exported.top1 - rep.quant.top1)).toBeLessThanOrEqual(0.001);
     expect(rep.quant.top1).toBeGreaterThan(rep.fp.top1 - 0.05);
+  }, 600_000);
+
+  it('Ctrl-C stops a BRECQ run with a checkpoint, and the same command resumes it to the same model, byte for byte', async () => {
+    const args = (out: string) => ['quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--calib-size', '32', '--method', 'brecq', '--wbits', '3', '--abits', 'none', '--iters', '40', '--seed', '5', '-o', out];
+    const whole = await lowbit(...args(join(tmp, 'whole.onnx')));
+    expect(whole.code).toBe(0);
+    const dir = join(tmp, 'ckpt');
+    const file = join(dir, 'checkpoint.json');
+    const child = spawn(process.execPath, ['bin/lowbit.mjs', ...args(join(tmp, 'resumed.onnx')), '--checkpoint', dir]);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // interrupt as soon as the first block is saved
+    for (let i = 0; i < 600 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(file)).toBe(true);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/finished blocks are saved in .*ckpt: run the same command to resume/);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { blocksDone: number };
+    expect(saved.blocksDone).toBeGreaterThanOrEqual(1);
+    expect(saved.blocksDone).toBeLessThan(5);
+    const resumed = await lowbit(...args(join(tmp, 'resumed.onnx')), '--checkpoint', dir);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(new RegExp(`resuming from the checkpoint: ${saved.blocksDone} of 5 blocks already done`));
+    expect(Buffer.compare(readFileSync(join(tmp, 'resumed.onnx')), readFileSync(join(tmp, 'whole.onnx')))).toBe(0);
   }, 600_000);
 
   it('rejects a partition edit that does not fit the model, naming it', async () => {

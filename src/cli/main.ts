@@ -1,6 +1,6 @@
 import { PartitionError } from '../core/graph/partition';
 import { UnsupportedOpError } from '../core/engine/kernels';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { batchSizeFor, loadModel, ModelInputError, runQuantization } from '../core/pipeline';
@@ -10,7 +10,8 @@ import { PRESETS, PreprocessError, proposePreprocess, type PreprocessSpec } from
 import { ImageBatches } from '../core/data/batches';
 import { ModelSession } from '../core/eval/runtime';
 import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
-import { parsePlan, PlanError, DEFAULT_PLAN } from '../core/plan';
+import { BLOCK_METHODS, parsePlan, PlanError, DEFAULT_PLAN } from '../core/plan';
+import { CheckpointError, type CheckpointStore } from '../core/checkpoint';
 import { CancelledError } from '../core/events';
 import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
 import { ImageDecodeError } from '../core/data/png';
@@ -30,7 +31,7 @@ const USAGE = `usage:
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|nwq|decoupleq] [--taps block|layer] [--wbits N] [--abits N|none]
                   [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
-                  [--seed N] [--calib-size N]
+                  [--seed N] [--calib-size N] [--checkpoint DIR]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
 preprocessing: --preprocess fmnist|imagenet | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
@@ -173,6 +174,7 @@ async function quantize(args: string[]): Promise<void> {
       keep: { type: 'string' },
       taps: { type: 'string' },
       fisher: { type: 'boolean' },
+      checkpoint: { type: 'string' },
       scale: { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
@@ -214,12 +216,17 @@ async function quantize(args: string[]): Promise<void> {
   }
   const val = values.val ? await readImageFolder(values.val) : [];
   const classNames = await readLabels(values.labels);
+  const checkpoints = values.checkpoint ? folderCheckpoints(values.checkpoint) : undefined;
+  if (checkpoints && !BLOCK_METHODS.includes(plan.method)) throw new UsageError(`--checkpoint works with the block methods (${BLOCK_METHODS.join(', ')}), not ${plan.method}`);
   const controller = new AbortController();
-  const onSigint = (): void => controller.abort();
+  const onSigint = (): void => {
+    if (values.checkpoint) process.stderr.write(`\nlowbit: stopping; finished blocks are saved in ${values.checkpoint}: run the same command to resume\n`);
+    controller.abort();
+  };
   process.once('SIGINT', onSigint);
   try {
     const { report, exported } = await runQuantization(
-      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}) },
+      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}), ...(checkpoints ? { checkpoints } : {}) },
       terminalReporter(process.stderr, values.json === true),
       controller.signal,
     );
@@ -237,7 +244,27 @@ async function quantize(args: string[]): Promise<void> {
   }
 }
 
-const BAD_INPUT = [ShapeError, PartitionError, UnsupportedOpError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
+/** A checkpoint folder: one JSON file, replaced atomically so that a kill mid-write leaves the previous one. */
+function folderCheckpoints(dir: string): CheckpointStore {
+  const file = join(dir, 'checkpoint.json');
+  return {
+    load: async () => {
+      try {
+        return await readFile(file, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw e;
+      }
+    },
+    save: async (text) => {
+      await mkdir(dir, { recursive: true });
+      await writeFile(`${file}.tmp`, text);
+      await rename(`${file}.tmp`, file);
+    },
+  };
+}
+
+const BAD_INPUT = [CheckpointError, ShapeError, PartitionError, UnsupportedOpError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -20,6 +20,7 @@ import { learnActivationSteps, reconstructWeights, type BlockMetrics, type Recon
 import { WasmConvPool } from './engine/conv-engine';
 import { decoupleqModel } from './methods/decoupleq';
 import { nwqModel } from './methods/nwq';
+import { checkpointKey, type CheckpointStore } from './checkpoint';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
 import { BLOCK_ITERS, BLOCK_METHODS, scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
@@ -38,6 +39,8 @@ export interface RunInput {
   readonly plan: QuantPlan;
   /** How the export stores weights: integer codes behind DequantizeLinear (default), or dequantized floats. */
   readonly weightFormat?: 'integer' | 'float';
+  /** Block methods save progress here after every block, and resume from what they find. */
+  readonly checkpoints?: CheckpointStore;
 }
 
 export interface LayerReport {
@@ -220,6 +223,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
       skip: (l) => plan.method === 'brecq' && plan.headStem8bit && l.isFirst,
       calib: calibBatches,
       convs: new WasmConvPool(),
+      ...(input.checkpoints ? { checkpoints: { key: checkpointKey(plan, input.model), store: input.checkpoints } } : {}),
       options: { iters: plan.iters ?? BLOCK_ITERS, seed: plan.seed ?? 0, ...(plan.lambda !== undefined ? { lambda: plan.lambda } : {}), ...(plan.actIters !== undefined ? { actIters: plan.actIters } : {}), ...(plan.keep !== undefined ? { keep: plan.keep } : {}), ...(plan.fisher ? { fisher: true } : {}) },
     };
     if (plan.method === 'qdrop' && plan.abits !== null) {

@@ -15,6 +15,7 @@ import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { ActQuantizer } from '../engine/act-quant';
 import { betaAt, hardCodes } from './adaround';
+import { parseCheckpoint, serializeCheckpoint, type CheckpointStore } from '../checkpoint';
 
 /**
  * Block reconstruction, the family BRECQ and QDrop share (algorithms.md §3, §4): each block's
@@ -83,6 +84,8 @@ export interface ReconstructionInput {
   readonly calib: ImageBatches;
   readonly convs: WasmConvPool;
   readonly options: Partial<ReconstructionOptions>;
+  /** Saves progress after every block and resumes from it: the run's identity and its store. */
+  readonly checkpoints?: { readonly key: string; readonly store: CheckpointStore };
 }
 
 /** How well a finished block reproduces the float model on the calibration set. */
@@ -268,7 +271,18 @@ export async function reconstructWeights(
   const metrics: BlockMetrics[] = [];
   const work = blocks.filter((b) => b.layers.length > 0);
   const joint = mode === 'qdrop' && activations !== null;
+  const saved = input.checkpoints ? await input.checkpoints.store.load() : null;
+  const resumed = saved ? parseCheckpoint(saved, layers) : null;
+  let from = 0;
+  if (resumed && resumed.key === input.checkpoints!.key && resumed.blocksDone <= work.length) {
+    from = resumed.blocksDone;
+    done.push(...resumed.weights);
+    metrics.push(...resumed.metrics);
+    for (const [t, p] of resumed.activations) acts.set(t, p);
+    emit({ type: 'info', message: `resuming from the checkpoint: ${from} of ${work.length} blocks already done` });
+  } else if (resumed) emit({ type: 'warning', message: 'the checkpoint found belongs to another model or plan: starting afresh' });
   for (const [bi, block] of work.entries()) {
+    if (bi < from) continue;
     throwIfAborted(signal);
     const t0 = performance.now();
     const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
@@ -368,6 +382,7 @@ export async function reconstructWeights(
     const binary = slots.filter((s) => s.v).map((s) => fractionBinary(s.v!));
     const decided = binary.length ? Math.min(...binary) : null;
     metrics.push({ block: block.id, layers: block.layers, ...m, loss: last, decided, seconds });
+    if (input.checkpoints) await input.checkpoints.store.save(serializeCheckpoint({ version: 1, key: input.checkpoints.key, blocksDone: bi + 1, weights: done, activations: acts, metrics }));
     emit({ type: 'info', message: `${mode === 'qdrop' ? 'QDrop' : 'BRECQ'} ${block.id}: output SQNR ${m.sqnrDb.toFixed(1)} dB, cosine ${m.cosine.toFixed(4)}${decided !== null ? `, rounding decided for ${(100 * decided).toFixed(1)}% of weights` : ''} (${seconds.toFixed(1)} s)` });
   }
   return { weights: done, activations: acts, blocks: metrics };

@@ -1,0 +1,64 @@
+/**
+ * The methods' quality table on the demo model (issue 5): top-1 of every method at every
+ * weight/activation setting, with the head and stem at 8 bits, and each run's wall time.
+ *
+ * Run: node --experimental-wasm-relaxed-simd --import tsx bench/methods.ts [--calib N] [--iters N]
+ *        [--methods rtn,adaround,brecq,brecq-fisher,qdrop,nwq,decoupleq] [--configs W8A8,W4A32,…]
+ * Iterations apply per layer (AdaRound), per block (BRECQ, QDrop; activation-step pass gets a
+ * quarter), to the whole network (NWQ) and to decoupleQ's float refinement per block; the
+ * references use 10,000–20,000, which this 2-core machine cannot afford for the whole table.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { cpus, loadavg } from 'node:os';
+import { runQuantization } from '../src/core/pipeline';
+import { readImageFolder } from '../src/cli/files';
+import { sampleImages } from '../src/core/data/sample';
+import { FASHION_MNIST } from '../src/core/data/preprocess';
+import type { Bits } from '../src/core/quant/quantizer';
+import type { MethodName, QuantPlan } from '../src/core/plan';
+
+const { values } = parseArgs({
+  options: {
+    calib: { type: 'string', default: '256' },
+    iters: { type: 'string', default: '500' },
+    methods: { type: 'string', default: 'rtn,adaround,brecq,brecq-fisher,qdrop,nwq,decoupleq' },
+    configs: { type: 'string', default: 'W8A8,W4A32,W3A32,W2A32,W4A8,W4A4,W2A4' },
+  },
+});
+const DEMO = 'public/demo';
+const iters = Number(values.iters);
+const model = new Uint8Array(await readFile(`${DEMO}/model.onnx`));
+const allCalib = await readImageFolder(`${DEMO}/calib`);
+const calib = sampleImages(allCalib, Math.min(Number(values.calib), allCalib.length), 0);
+const val = await readImageFolder(`${DEMO}/val`);
+
+const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : (x * 100).toFixed(2));
+console.log(`machine: ${cpus()[0]?.model} ×${cpus().length}; load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`${calib.length} calibration images, ${iters} iterations (see the header of bench/methods.ts), seed 0, 8-bit head and stem`);
+console.log('| config | method | quantized top-1 | exported top-1 | FP top-1 | wall s |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+for (const config of values.configs!.split(',')) {
+  const m = /^W(\d)A(\d+)$/.exec(config);
+  if (!m) throw new Error(`bad config ${config}`);
+  const wbits = Number(m[1]) as Bits;
+  const abits = m[2] === '32' ? null : (Number(m[2]) as Bits);
+  for (const name of values.methods!.split(',')) {
+    const method = (name === 'brecq-fisher' ? 'brecq' : name) as MethodName;
+    const plan: QuantPlan = {
+      method,
+      wbits,
+      abits,
+      headStem8bit: true,
+      seed: 0,
+      ...(method === 'rtn' ? {} : { iters }),
+      ...(method === 'brecq' ? { actIters: Math.max(1, Math.floor(iters / 4)) } : {}),
+      ...(name === 'brecq-fisher' ? { fisher: true } : {}),
+    };
+    const t0 = performance.now();
+    const { report } = await runQuantization({ model, modelName: 'model.onnx', calib, val, preprocess: FASHION_MNIST, plan }, () => {});
+    const wall = (performance.now() - t0) / 1000;
+    console.log(`| ${config} | ${name} | ${pct(report.quant?.top1)} | ${pct(report.exported?.top1)} | ${pct(report.fp?.top1)} | ${wall.toFixed(0)} |`);
+  }
+}
+console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
