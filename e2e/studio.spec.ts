@@ -121,3 +121,35 @@ test('a long run can be cancelled, and the studio runs again afterwards', async 
   await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 120_000 });
   expect(errors).toEqual([]);
 });
+
+test('a BRECQ run interrupted by a page reload resumes from its last finished block, and ends with the CLI’s numbers', async ({ page }) => {
+  const errors = watchErrors(page);
+  const setUp = async () => {
+    await page.goto('/');
+    await page.getByRole('button', { name: 'Open demo' }).click();
+    await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+    await page.getByLabel('Method').selectOption('brecq');
+    await page.getByLabel('Iterations per block').fill('40');
+    await page.getByLabel('Weight bits').selectOption('3');
+    await page.getByLabel('Activation bits').selectOption('none');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+  };
+  await setUp();
+  // two blocks finished (the stem, kept at 8 bits, and the first residual stage), then the tab goes away
+  await expect(page.getByTestId('run-log')).toContainText('BRECQ layer1:', { timeout: 180_000 });
+  await page.screenshot({ path: 'test-results/screenshots/studio-brecq-running.png', fullPage: true });
+  await page.reload();
+  await setUp();
+  await expect(page.getByTestId('run-log')).toContainText(/resuming from the checkpoint: [2-4] of 5 blocks already done/, { timeout: 60_000 });
+  await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 300_000 });
+  await expect(page.getByTestId('block-metrics')).toContainText('layer3');
+  const quant = await page.getByTestId('quant-top1').textContent();
+  const out = execFileSync(
+    process.execPath,
+    ['bin/lowbit.mjs', 'quantize', 'public/demo/model.onnx', '--calib', 'public/demo/calib', '--val', 'public/demo/val', '--method', 'brecq', '--iters', '40', '--seed', '0', '--wbits', '3', '--abits', 'none', '-o', 'test-results/cli-brecq.onnx', '--json'],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
+  const report = JSON.parse(out) as { quant: { top1: number } };
+  expect(pct(report.quant.top1)).toEqual(quant);
+  expect(errors).toEqual([]);
+});

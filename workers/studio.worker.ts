@@ -9,7 +9,8 @@ import { labelImages, isImagePath, type ImageFile } from '../src/core/data/image
 import { proposePreprocess, type PreprocessSpec } from '../src/core/data/preprocess';
 import type { ModelSummary } from '../src/core/graph/summary';
 import type { DroppedFile, ProjectInfo, RunOutcome, StudioWorkerApi } from '../src/common/protocol';
-import type { QuantPlan } from '../src/core/plan';
+import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
+import { indexedDbCheckpoints } from './idb-checkpoints';
 import type { PipelineEvent } from '../src/core/events';
 
 interface Project {
@@ -130,6 +131,7 @@ const api: StudioWorkerApi = {
       preprocess: project.preprocess,
       plan,
       ...(project.classNames ? { classNames: project.classNames } : {}),
+      ...(BLOCK_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
     };
     try {
       const { report, exported } = await runQuantization(input, onEvent, controller.signal);

@@ -9,7 +9,7 @@ import { studioWorker } from './studio-worker';
 /** What the page shows; the worker owns the bytes, the store only what is needed to draw. */
 export type RunState =
   | { readonly kind: 'idle' }
-  | { readonly kind: 'running'; readonly stage: Stage; readonly done: number; readonly total: number; readonly startedAt: number }
+  | { readonly kind: 'running'; readonly stage: Stage; readonly done: number; readonly total: number; readonly startedAt: number; readonly stageStartedAt: number }
   | { readonly kind: 'done'; readonly report: RunReport; readonly exportUrl: string; readonly exportName: string }
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'failed'; readonly message: string };
@@ -22,6 +22,8 @@ interface StudioState {
   run: RunState;
   /** Loss curve of the layer being reconstructed (AdaRound), for the live chart. */
   losses: { readonly layer: string; readonly points: readonly { iter: number; rec: number; reg: number }[] } | null;
+  /** The run's info and warning lines (block results, resumption), newest last. */
+  log: readonly { readonly kind: 'info' | 'warning'; readonly text: string }[];
   setPlan(plan: Partial<QuantPlan>): void;
   planError: string | null;
   /** Loads a plan saved from an earlier run; a file that is not a valid plan leaves the current one. */
@@ -41,6 +43,7 @@ export const useStudio = create<StudioState>((set, get) => ({
   plan: DEFAULT_PLAN,
   run: { kind: 'idle' },
   losses: null,
+  log: [],
 
   setPlan(plan) {
     set({ plan: { ...get().plan, ...plan } });
@@ -80,13 +83,16 @@ export const useStudio = create<StudioState>((set, get) => ({
     if (!project?.summary || run.kind === 'running') return;
     if (run.kind === 'done') URL.revokeObjectURL(run.exportUrl);
     const startedAt = performance.now();
-    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt }, losses: null });
+    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt, stageStartedAt: startedAt }, losses: null, log: [] });
     try {
       const outcome = await studioWorker().run(
         plan,
         Comlink.proxy((e) => {
-          if (e.type === 'stage') set({ run: { kind: 'running', stage: e.stage, done: 0, total: 1, startedAt } });
-          else if (e.type === 'progress') set({ run: { kind: 'running', stage: e.stage, done: e.done, total: e.total, startedAt } });
+          const now = get().run;
+          const stageStartedAt = now.kind === 'running' ? now.stageStartedAt : startedAt;
+          if (e.type === 'stage') set({ run: { kind: 'running', stage: e.stage, done: 0, total: 1, startedAt, stageStartedAt: performance.now() } });
+          else if (e.type === 'progress') set({ run: { kind: 'running', stage: e.stage, done: e.done, total: e.total, startedAt, stageStartedAt } });
+          else if (e.type === 'info' || e.type === 'warning') set({ log: [...get().log, { kind: e.type, text: e.message }] });
           else if (e.type === 'loss') {
             const prev = get().losses;
             const point = { iter: e.iter, rec: e.rec, reg: e.reg };

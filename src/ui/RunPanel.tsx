@@ -2,9 +2,18 @@ import { STAGE_LABELS } from '../core/events';
 import { useStudio } from '../state/store';
 import { LossChart } from './LossChart';
 
+/** Time left in the current stage, from its progress so far; blank until there is enough to go on. */
+function eta(run: { stage: string; done: number; total: number; stageStartedAt: number }): string {
+  if (run.done < 1 || run.total <= 1 || run.done >= run.total) return '';
+  const elapsed = (performance.now() - run.stageStartedAt) / 1000;
+  const left = Math.round((elapsed / run.done) * (run.total - run.done));
+  return `about ${left >= 60 ? `${Math.floor(left / 60)} min ${left % 60} s` : `${left} s`} left in this stage`;
+}
+
 export function RunPanel({ dark }: { dark: boolean }) {
   const { run, startRun, cancelRun, project } = useStudio();
   const hasLosses = useStudio((s) => s.losses !== null);
+  const log = useStudio((s) => s.log);
   const ready = !!project?.summary && project.calibImages > 0;
   const running = run.kind === 'running';
   return (
@@ -25,9 +34,19 @@ export function RunPanel({ dark }: { dark: boolean }) {
         <div className="progress-block" role="status" aria-live="polite">
           <span>{STAGE_LABELS[run.stage]}</span>
           <progress max={run.total} value={run.done} aria-label={STAGE_LABELS[run.stage]} />
+          <span data-testid="eta">{eta(run)}</span>
         </div>
       )}
-      {running && run.stage === 'quantize' && hasLosses && <LossChart dark={dark} />}
+      {running && (run.stage === 'quantize' || run.stage === 'act-steps') && hasLosses && <LossChart dark={dark} />}
+      {log.length > 0 && (
+        <ol className="log" aria-label="Run log" data-testid="run-log">
+          {log.slice(-8).map((l, i) => (
+            <li key={i} className={l.kind}>
+              {l.text}
+            </li>
+          ))}
+        </ol>
+      )}
       {run.kind === 'cancelled' && <p role="status">Cancelled.</p>}
       {run.kind === 'failed' && (
         <p role="alert" className="error">
