@@ -153,3 +153,25 @@ test('a BRECQ run interrupted by a page reload resumes from its last finished bl
   expect(pct(report.quant.top1)).toEqual(quant);
   expect(errors).toEqual([]);
 });
+
+test('the partition of a block method can be edited: merge, split, undo', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+  await page.getByLabel('Method').selectOption('brecq');
+  const partition = page.getByTestId('partition');
+  await expect(partition.getByRole('listitem')).toHaveCount(5);
+  await page.getByRole('button', { name: 'Merge layer1 with layer2' }).click();
+  await expect(partition.getByRole('listitem')).toHaveCount(4);
+  await expect(partition).toContainText('layer1+layer2');
+  // split the merged block where the first stage ends: back to five blocks
+  const split = page.getByLabel('Split layer1+layer2 after a layer');
+  const lastOfLayer1 = await split.locator('option').filter({ hasText: /layer1/ }).last().getAttribute('value');
+  await split.selectOption(lastOfLayer1!);
+  await expect(partition.getByRole('listitem')).toHaveCount(5);
+  await page.getByRole('button', { name: /Undo all edits \(2\)/ }).click();
+  await expect(partition.getByRole('listitem')).toHaveCount(5);
+  await expect(partition).toContainText('layer2');
+  expect(errors).toEqual([]);
+});

@@ -11,6 +11,8 @@ import type { ModelSummary } from '../src/core/graph/summary';
 import type { DroppedFile, ProjectInfo, RunOutcome, StudioWorkerApi } from '../src/common/protocol';
 import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
 import { indexedDbCheckpoints } from './idb-checkpoints';
+import { editedPartition } from '../src/core/graph/partition';
+import { canonicalize } from '../src/core/graph/canonicalize';
 import type { PipelineEvent } from '../src/core/events';
 
 interface Project {
@@ -117,6 +119,12 @@ const api: StudioWorkerApi = {
       else project.calib = read;
     }
     return info();
+  },
+
+  async partition(granularity, edits) {
+    if (!project.model) throw new Error('drop a model first');
+    const { proto } = await loadModel(project.model, project.external);
+    return editedPartition(canonicalize(proto).model, granularity, edits).blocks.map(({ id, kind, layers }) => ({ id, kind, layers }));
   },
 
   async run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome> {

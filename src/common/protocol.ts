@@ -7,6 +7,14 @@ import type { PreprocessSpec } from '../core/data/preprocess';
 import type { QuantPlan } from '../core/plan';
 import type { PipelineEvent } from '../core/events';
 import type { RunReport } from '../core/pipeline';
+import type { Granularity, PartitionEdit } from '../core/graph/partition';
+
+/** A block of the partition as the page draws it. */
+export interface BlockInfo {
+  readonly id: string;
+  readonly kind: string;
+  readonly layers: readonly string[];
+}
 
 export interface ProjectInfo {
   readonly modelName: string | null;
@@ -35,6 +43,8 @@ export interface StudioWorkerApi {
   openDemo(baseUrl: string): Promise<ProjectInfo>;
   /** Adds dropped files: an .onnx model (with .data), a flat image folder (calibration), class sub-folders (validation). */
   addFiles(files: readonly DroppedFile[]): Promise<ProjectInfo>;
+  /** The model's partition at `granularity` with `edits` replayed; rejects with the reason when an edit does not apply. */
+  partition(granularity: Granularity, edits: readonly PartitionEdit[]): Promise<readonly BlockInfo[]>;
   run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome>;
   cancel(): void;
 }

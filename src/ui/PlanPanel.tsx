@@ -2,6 +2,7 @@ import { useStudio } from '../state/store';
 import type { Bits } from '../core/quant/quantizer';
 import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
+import { PartitionEditor } from './PartitionEditor';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
@@ -76,7 +77,7 @@ export function PlanPanel() {
         {(plan.method === 'brecq' || plan.method === 'qdrop') && (
           <label>
             Reconstruct by
-            <select value={plan.granularity ?? 'block'} disabled={disabled} onChange={(e) => setPlan({ granularity: e.target.value as Granularity })}>
+            <select value={plan.granularity ?? 'block'} disabled={disabled} onChange={(e) => setPlan({ granularity: e.target.value as Granularity, partitionEdits: [] })}>
               {GRANULARITIES.map((g) => (
                 <option key={g} value={g}>
                   {GRANULARITY_LABELS[g]}
@@ -123,6 +124,7 @@ export function PlanPanel() {
           First and last layers at 8 bits
         </label>
       </div>
+      {(plan.method === 'brecq' || plan.method === 'qdrop') && project?.summary && <PartitionEditor disabled={disabled} />}
       <div className="row">
         <label className="button">
           Load plan…
