@@ -175,3 +175,77 @@ test('the partition of a block method can be edited: merge, split, undo', async 
   await expect(partition).toContainText('layer2');
   expect(errors).toEqual([]);
 });
+
+test('drag and drop: a model and two image folders dropped on the page become a project, and a 4-bit model comes out', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  // a real drop event carrying real files: the demo's model, 64 calibration images in a flat
+  // folder, and 200 validation images in class sub-folders (the browser's File names keep the paths)
+  const dataTransfer = await page.evaluateHandle(async () => {
+    const manifest = (await (await fetch('demo/manifest.json')).json()) as { model: string; calib: string[]; val: { path: string }[] };
+    const dt = new DataTransfer();
+    const add = async (url: string, name: string) => dt.items.add(new File([await (await fetch(url)).blob()], name));
+    await add(`demo/${manifest.model}`, 'fashion-cnn.onnx');
+    for (const p of manifest.calib.slice(0, 64)) await add(`demo/${p}`, `my-calib/${p.split('/').pop()}`);
+    for (const v of manifest.val.filter((_, i) => i % 5 === 0)) await add(`demo/${v.path}`, `my-val/${v.path.split('/').slice(-2).join('/')}`);
+    return dt;
+  });
+  const zone = page.getByTestId('dropzone');
+  await zone.dispatchEvent('dragenter', { dataTransfer });
+  await zone.dispatchEvent('dragover', { dataTransfer });
+  await zone.dispatchEvent('drop', { dataTransfer });
+  await expect(page.getByTestId('model-summary')).toContainText('fashion-cnn.onnx', { timeout: 60_000 });
+  await expect(page.getByTestId('calib-count')).toContainText('64 images');
+  await expect(page.getByTestId('val-count')).toContainText('200 images in 10 classes');
+  await page.getByLabel('Weight bits').selectOption('4');
+  await page.getByLabel('Activation bits').selectOption('8');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });
+  const download = page.waitForEvent('download');
+  await page.getByTestId('download-model').click();
+  const file = await (await download).path();
+  const model = decodeModel(new Uint8Array(readFileSync(file)));
+  expect(model.graph!.node!.some((n) => n.opType === 'DequantizeLinear')).toBe(true);
+  expect((await download).suggestedFilename()).toBe('fashion-cnn-w4a8-rtn.onnx');
+  await page.screenshot({ path: 'test-results/screenshots/studio-dropped-project.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+test('accessibility smoke test: every control has a name, and the main journey is reachable by keyboard', async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto('/');
+  // keyboard only: Tab to "Open demo" and press Enter
+  const reach = async (name: RegExp, limit = 40): Promise<void> => {
+    for (let i = 0; i < limit; i++) {
+      await page.keyboard.press('Tab');
+      const label = await page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        if (!el) return '';
+        const labelled = (el as HTMLInputElement).labels?.[0]?.textContent ?? '';
+        return `${el.getAttribute('aria-label') ?? ''} ${labelled} ${el.tagName === 'BUTTON' || el.tagName === 'A' ? el.textContent : ''}`.trim();
+      });
+      if (name.test(label)) return;
+    }
+    throw new Error(`${name} was not reached by Tab`);
+  };
+  await reach(/Open demo/);
+  await page.keyboard.press('Enter');
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+  await reach(/Method/);
+  await reach(/^Run$/);
+  // every visible control has an accessible name
+  const unnamed = await page.evaluate(() =>
+    Array.from(document.querySelectorAll<HTMLElement>('button, select, input, a[href], textarea'))
+      .filter((el) => el.offsetParent !== null || el.closest('label'))
+      .filter((el) => {
+        const labels = (el as HTMLInputElement).labels;
+        const name = el.getAttribute('aria-label') || (labels && labels.length ? labels[0]!.textContent : '') || el.getAttribute('title') || (el.tagName !== 'INPUT' && el.tagName !== 'SELECT' ? el.textContent : '');
+        return !name || !name.trim();
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+  expect(unnamed).toEqual([]);
+  // landmarks: each panel is a labelled region
+  for (const title of ['Model', 'Plan', 'Run']) await expect(page.getByRole('region', { name: title, exact: true })).toBeVisible();
+  expect(errors).toEqual([]);
+});
