@@ -208,6 +208,16 @@ test('drag and drop: a model and two image folders dropped on the page become a 
   expect(model.graph!.node!.some((n) => n.opType === 'DequantizeLinear')).toBe(true);
   expect((await download).suggestedFilename()).toBe('fashion-cnn-w4a8-rtn.onnx');
   await page.screenshot({ path: 'test-results/screenshots/studio-dropped-project.png', fullPage: true });
+  const top1 = await page.getByTestId('exported-top1').textContent();
+  // a reload restores the dropped project from the origin-private file system, and the run history from IndexedDB
+  await page.reload();
+  await expect(page.getByTestId('model-summary')).toContainText('fashion-cnn.onnx', { timeout: 60_000 });
+  await expect(page.getByTestId('calib-count')).toContainText('64 images');
+  await expect(page.getByTestId('val-count')).toContainText('200 images in 10 classes');
+  const runs = page.getByTestId('runs');
+  await expect(runs.getByRole('row')).toHaveCount(2);
+  await expect(runs).toContainText('W4A8');
+  await expect(runs).toContainText(top1!);
   expect(errors).toEqual([]);
 });
 

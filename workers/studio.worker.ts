@@ -8,7 +8,9 @@ import { loadModel, runQuantization, type RunInput } from '../src/core/pipeline'
 import { labelImages, isImagePath, type ImageFile } from '../src/core/data/image-set';
 import { proposePreprocess, type PreprocessSpec } from '../src/core/data/preprocess';
 import type { ModelSummary } from '../src/core/graph/summary';
-import type { DroppedFile, ProjectInfo, RunOutcome, StudioWorkerApi } from '../src/common/protocol';
+import type { DroppedFile, ProjectInfo, RunOutcome, RunSummary, StudioWorkerApi } from '../src/common/protocol';
+import { idbRequest } from './idb';
+import { loadProject, saveProject, type SavedProject } from './opfs-project';
 import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
 import { indexedDbCheckpoints } from './idb-checkpoints';
 import { editedPartition } from '../src/core/graph/partition';
@@ -86,20 +88,68 @@ function groupByTopFolder(images: DroppedFile[]): Map<string, DroppedFile[]> {
   return groups;
 }
 
+/** Keeps the project for the next visit; a failure to persist never fails the action that changed it. */
+async function persist(saved: SavedProject): Promise<void> {
+  try {
+    await saveProject(saved);
+  } catch (e) {
+    project.warnings.push(`the project could not be saved for your next visit: ${(e as Error).message}`);
+  }
+}
+
+const persistFiles = () =>
+  persist({ kind: 'files', modelName: project.modelName, model: project.model, external: project.external, calib: project.calib, val: project.val, preprocess: project.preprocess, classNames: project.classNames });
+
+async function openDemoProject(baseUrl: string): Promise<ProjectInfo> {
+  const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(`${baseUrl}manifest.json`))) as DemoManifest;
+  project = empty();
+  await setModel(await fetchBytes(`${baseUrl}${manifest.model}`), manifest.model);
+  project.preprocess = manifest.preprocess;
+  project.classNames = null;
+  const load = (path: string): Promise<ImageFile> => fetchBytes(`${baseUrl}${path}`).then((bytes) => ({ path, bytes }));
+  project.calib = await Promise.all(manifest.calib.map(load));
+  project.val = await Promise.all(manifest.val.map((v) => load(v.path)));
+  return info();
+}
+
+/**
+ * Calls that change the project run one at a time: a reload's restore and a click on "Open demo"
+ * (or a drop) arriving together must not interleave their writes into the project.
+ */
+let queue: Promise<unknown> = Promise.resolve();
+function serial<T>(work: () => Promise<T>): Promise<T> {
+  const next = queue.then(work, work);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
 const api: StudioWorkerApi = {
-  async openDemo(baseUrl) {
-    const manifest = JSON.parse(new TextDecoder().decode(await fetchBytes(`${baseUrl}manifest.json`))) as DemoManifest;
-    project = empty();
-    await setModel(await fetchBytes(`${baseUrl}${manifest.model}`), manifest.model);
-    project.preprocess = manifest.preprocess;
-    project.classNames = null;
-    const load = (path: string): Promise<ImageFile> => fetchBytes(`${baseUrl}${path}`).then((bytes) => ({ path, bytes }));
-    project.calib = await Promise.all(manifest.calib.map(load));
-    project.val = await Promise.all(manifest.val.map((v) => load(v.path)));
+  restore: () => serial(async () => {
+    const saved = await loadProject();
+    if (!saved) return null;
+    if (saved.kind === 'demo') return openDemoProject(saved.baseUrl);
+    project = { ...empty(), external: new Map(saved.external), calib: [...saved.calib], val: [...saved.val], classNames: saved.classNames ? [...saved.classNames] : null };
+    if (saved.model && saved.modelName) await setModel(saved.model, saved.modelName);
+    if (saved.preprocess) project.preprocess = saved.preprocess;
     return info();
+  }),
+
+  async history() {
+    return (await idbRequest('runs', 'readonly', (s) => s.getAll())) as RunSummary[];
   },
 
-  async addFiles(files) {
+  async clearHistory() {
+    await idbRequest('runs', 'readwrite', (s) => s.clear());
+  },
+
+  openDemo: (baseUrl) =>
+    serial(async () => {
+      const result = await openDemoProject(baseUrl);
+      await persist({ kind: 'demo', baseUrl });
+      return { ...result, warnings: project.warnings };
+    }),
+
+  addFiles: (files) => serial(async () => {
     project.warnings = [];
     const models = files.filter((f) => f.path.toLowerCase().endsWith('.onnx'));
     if (models.length > 1) project.warnings.push(`${models.length} .onnx files were dropped; using ${models[0]!.path}`);
@@ -118,8 +168,9 @@ const api: StudioWorkerApi = {
       if (labelled) project.val = read;
       else project.calib = read;
     }
+    await persistFiles();
     return info();
-  },
+  }),
 
   async partition(granularity, edits) {
     if (!project.model) throw new Error('drop a model first');
@@ -127,31 +178,38 @@ const api: StudioWorkerApi = {
     return editedPartition(canonicalize(proto).model, granularity, edits).blocks.map(({ id, kind, layers }) => ({ id, kind, layers }));
   },
 
-  async run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome> {
-    if (!project.model || !project.modelName || !project.preprocess) throw new Error('drop a model first');
-    controller = new AbortController();
-    const input: RunInput = {
-      model: project.model,
-      modelName: project.modelName,
-      external: project.external,
-      calib: project.calib,
-      val: project.val,
-      preprocess: project.preprocess,
-      plan,
-      ...(project.classNames ? { classNames: project.classNames } : {}),
-      ...(BLOCK_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
-    };
-    try {
-      const { report, exported } = await runQuantization(input, onEvent, controller.signal);
-      return Comlink.transfer({ report, exported }, [exported.buffer as ArrayBuffer]);
-    } finally {
-      controller = null;
-    }
-  },
+  // a run starts after any pending change of the project (a restore, a demo being opened) has finished
+  run: (plan: QuantPlan, onEvent: (e: PipelineEvent) => void) => serial(() => runPlan(plan, onEvent)),
 
   cancel() {
     controller?.abort();
   },
 };
+
+async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome> {
+  if (!project.model || !project.modelName || !project.preprocess) throw new Error('drop a model first');
+  controller = new AbortController();
+  const input: RunInput = {
+    model: project.model,
+    modelName: project.modelName,
+    external: project.external,
+    calib: project.calib,
+    val: project.val,
+    preprocess: project.preprocess,
+    plan,
+    ...(project.classNames ? { classNames: project.classNames } : {}),
+    ...(BLOCK_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
+  };
+  try {
+    const t0 = performance.now();
+    const { report, exported } = await runQuantization(input, onEvent, controller.signal);
+    const summary: Omit<RunSummary, 'id'> = { modelName: project.modelName, finishedAt: new Date().toISOString(), plan, fp: report.fp?.top1 ?? null, quant: report.quant?.top1 ?? null, exported: report.exported?.top1 ?? null, seconds: (performance.now() - t0) / 1000 };
+    const id = (await idbRequest('runs', 'readwrite', (s) => s.add(summary))) as number;
+    await idbRequest('runs', 'readwrite', (s) => s.put({ ...summary, id }, id));
+    return Comlink.transfer({ report, exported }, [exported.buffer as ArrayBuffer]);
+  } finally {
+    controller = null;
+  }
+}
 
 Comlink.expose(api);

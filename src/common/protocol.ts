@@ -38,7 +38,24 @@ export interface RunOutcome {
   readonly exported: Uint8Array;
 }
 
+/** A finished run as the history keeps it: enough to compare runs side by side. */
+export interface RunSummary {
+  readonly id: number;
+  readonly modelName: string;
+  readonly finishedAt: string;
+  readonly plan: QuantPlan;
+  readonly fp: number | null;
+  readonly quant: number | null;
+  readonly exported: number | null;
+  readonly seconds: number;
+}
+
 export interface StudioWorkerApi {
+  /** The project kept from the last visit, reopened; null when there is none. */
+  restore(): Promise<ProjectInfo | null>;
+  /** Finished runs of every project, oldest first. */
+  history(): Promise<readonly RunSummary[]>;
+  clearHistory(): Promise<void>;
   /** Opens the bundled demo project from `baseUrl` (e.g. `/demo/`). */
   openDemo(baseUrl: string): Promise<ProjectInfo>;
   /** Adds dropped files: an .onnx model (with .data), a flat image folder (calibration), class sub-folders (validation). */

@@ -1,6 +1,6 @@
 import { create } from 'zustand';
 import * as Comlink from 'comlink';
-import type { DroppedFile, ProjectInfo } from '../common/protocol';
+import type { DroppedFile, ProjectInfo, RunSummary } from '../common/protocol';
 import type { RunReport } from '../core/pipeline';
 import { DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
 import type { Stage } from '../core/events';
@@ -24,6 +24,11 @@ interface StudioState {
   losses: { readonly layer: string; readonly points: readonly { iter: number; rec: number; reg: number }[] } | null;
   /** The run's info and warning lines (block results, resumption), newest last. */
   log: readonly { readonly kind: 'info' | 'warning'; readonly text: string }[];
+  /** Finished runs, from IndexedDB: the comparison table. */
+  history: readonly RunSummary[];
+  /** Reopens the project of the last visit and reads the run history; called once at start. */
+  restore(): Promise<void>;
+  clearHistory(): Promise<void>;
   setPlan(plan: Partial<QuantPlan>): void;
   planError: string | null;
   /** Loads a plan saved from an earlier run; a file that is not a valid plan leaves the current one. */
@@ -44,6 +49,23 @@ export const useStudio = create<StudioState>((set, get) => ({
   run: { kind: 'idle' },
   losses: null,
   log: [],
+  history: [],
+
+  async restore() {
+    try {
+      set({ loading: 'Reopening your last project…' });
+      set({ history: await studioWorker().history() });
+      const project = await studioWorker().restore();
+      set({ loading: null, ...(project && !get().project ? { project } : {}) });
+    } catch (e) {
+      set({ loading: null, loadError: `Your last project could not be reopened: ${message(e)}` });
+    }
+  },
+
+  async clearHistory() {
+    await studioWorker().clearHistory();
+    set({ history: [] });
+  },
 
   setPlan(plan) {
     set({ plan: { ...get().plan, ...plan } });
@@ -103,7 +125,7 @@ export const useStudio = create<StudioState>((set, get) => ({
       const base = (project.modelName ?? 'model').replace(/\.onnx$/i, '');
       const exportName = `${base}-w${plan.wbits}a${plan.abits ?? 32}-${plan.method}.onnx`;
       const exportUrl = URL.createObjectURL(new Blob([outcome.exported as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
-      set({ run: { kind: 'done', report: outcome.report, exportUrl, exportName } });
+      set({ run: { kind: 'done', report: outcome.report, exportUrl, exportName }, history: await studioWorker().history() });
     } catch (e) {
       const msg = message(e);
       set({ run: /cancelled/.test(msg) ? { kind: 'cancelled' } : { kind: 'failed', message: msg } });

@@ -4,6 +4,8 @@ import { ProjectPanel } from './ProjectPanel';
 import { PlanPanel } from './PlanPanel';
 import { RunPanel } from './RunPanel';
 import { ResultsPanel } from './ResultsPanel';
+import { RunsTable } from './RunsTable';
+import { useStudio } from '../state/store';
 
 type Theme = 'light' | 'dark';
 
@@ -15,6 +17,8 @@ function initialTheme(): Theme {
 
 export function App() {
   const [theme, setTheme] = useState<Theme>(initialTheme);
+  const restore = useStudio((s) => s.restore);
+  useEffect(() => void restore(), [restore]);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem('lowbit-theme', theme);
@@ -36,6 +40,7 @@ export function App() {
         <PlanPanel />
         <RunPanel dark={theme === 'dark'} />
         <ResultsPanel dark={theme === 'dark'} />
+        <RunsTable />
       </main>
     </>
   );

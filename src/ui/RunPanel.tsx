@@ -11,10 +11,10 @@ function eta(run: { stage: string; done: number; total: number; stageStartedAt: 
 }
 
 export function RunPanel({ dark }: { dark: boolean }) {
-  const { run, startRun, cancelRun, project } = useStudio();
+  const { run, startRun, cancelRun, project, loading } = useStudio();
   const hasLosses = useStudio((s) => s.losses !== null);
   const log = useStudio((s) => s.log);
-  const ready = !!project?.summary && project.calibImages > 0;
+  const ready = !!project?.summary && project.calibImages > 0 && loading === null;
   const running = run.kind === 'running';
   return (
     <section className="card" aria-labelledby="run-title">
