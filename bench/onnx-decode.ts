@@ -5,7 +5,13 @@
  * Run each side in its own process for clean memory figures:
  *   node --expose-gc --import tsx bench/onnx-decode.ts lowbit
  *   node --expose-gc --import tsx bench/onnx-decode.ts protobufjs
+ * A file instead of the synthetic model, e.g. the model zoo's ResNet-50 (scripts/make-zoo.py):
+ *   node --expose-gc --import tsx bench/onnx-decode.ts lowbit .cache/zoo/resnet50.onnx
+ * Peak RSS is the process's high-water mark after decoding (the file's bytes included), with how much
+ * the decode raised it: a transient peak inside the decode that RSS growth after it would miss.
  */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import protobuf from 'protobufjs';
 import { decodeModel, encodeModel } from '../src/core/onnx/codec';
 import { floatTensor } from '../src/core/onnx/tensor-data';
@@ -45,11 +51,13 @@ function bigModel(): Uint8Array {
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const which = process.argv[2] ?? 'lowbit';
-const bytes = bigModel();
+const file = process.argv[3];
+const bytes: Uint8Array = file ? readFileSync(file) : bigModel();
 // schema parsing is a one-off: keep it out of the timed decode
 const Model = protobuf.parse(ONNX_SUBSET).root.lookupType('ModelProto');
 gc?.();
 const before = process.memoryUsage();
+const peakBefore = process.resourceUsage().maxRSS * 1024;
 const t0 = performance.now();
 let tensors = 0;
 if (which === 'lowbit') {
@@ -61,5 +69,9 @@ if (which === 'lowbit') {
 }
 const ms = performance.now() - t0;
 const after = process.memoryUsage();
+const peak = process.resourceUsage().maxRSS * 1024;
 const mb = (x: number): string => (x / 2 ** 20).toFixed(1);
-console.log(`| ${which} | ${mb(bytes.length)} MB | ${tensors} | ${ms.toFixed(1)} ms | +${mb(after.rss - before.rss)} MB | +${mb(after.arrayBuffers - before.arrayBuffers)} MB |`);
+const model = `${file ? `${basename(file)}, ` : ''}${mb(bytes.length)} MB`;
+console.log(
+  `| ${which} | ${model} | ${tensors} | ${ms.toFixed(1)} ms | +${mb(after.rss - before.rss)} MB | +${mb(after.arrayBuffers - before.arrayBuffers)} MB | ${mb(peak)} MB (+${mb(peak - peakBefore)}) |`,
+);

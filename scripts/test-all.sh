@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests (vitest) and end-to-end tests (Playwright in Debian's Chromium). Reports go to reports/
 # installing Chromium through apt-get when it is missing, then prints one line "N passed, N failed".
+# Also installs Debian's python3-torchvision when it is missing and exports the model zoo (scripts/make-zoo.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,16 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium || { echo "could not install chromium"; exit 1; }
 fi
+if ! /usr/bin/python3 -c 'import torchvision' 2>/dev/null; then
+  echo "torchvision is missing: installing Debian's python3-torchvision (the model zoo's exporter)…"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q python3-torchvision || { echo "could not install python3-torchvision"; exit 1; }
+fi
 [ -d node_modules ] || npm ci
+
+# the model zoo (torchvision CNNs with random weights, ~280 MB in the gitignored .cache/zoo) that
+# src/core/graph/zoo.test.ts reads; models already exported by this version of the script are skipped
+/usr/bin/python3 scripts/make-zoo.py || echo "scripts/make-zoo.py failed: the zoo tests will say what is missing"
 
 mkdir -p reports
 rm -f reports/vitest.json reports/playwright.json

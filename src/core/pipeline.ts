@@ -302,7 +302,7 @@ function feedsInto(model: ModelProto, tensor: string, target: string): boolean {
   for (let guard = 0; guard < 16; guard++) {
     if (cur === tensor) return true;
     const node = (model.graph!.node ?? []).find((n) => n.output?.includes(cur));
-    if (!node || !['GlobalAveragePool', 'AveragePool', 'MaxPool', 'Flatten', 'Reshape', 'Squeeze'].includes(node.opType ?? '')) return false;
+    if (!node || !['GlobalAveragePool', 'AveragePool', 'ReduceMean', 'MaxPool', 'Flatten', 'Reshape', 'Squeeze'].includes(node.opType ?? '')) return false;
     cur = node.input![0]!;
   }
   return false;

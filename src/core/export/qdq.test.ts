@@ -76,4 +76,24 @@ describe('QDQ export', () => {
     const nodes = decodeModel(exported).graph!.node!;
     expect(nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBe(points.length);
   });
+
+  it('gives layers that share an initializer (torch.onnx keeps one copy of equal constants) their own codes and int32 biases', async () => {
+    const shared = structuredClone(model);
+    const node = (name: string) => shared.graph!.node!.find((n) => n.name === name)!;
+    // b1.conv2 reads b1.conv1's weight, b2.conv2 b2.conv1's bias (same shapes)
+    node('b1.conv2').input![1] = node('b1.conv1').input![1]!;
+    node('b2.conv2').input![2] = node('b2.conv1').input![2]!;
+    const points = activationQuantPoints(shared);
+    const ranges = await collectRanges(shared, points, memoryBatches);
+    const activations = new Map<string, QuantParams>([...ranges].map(([t, r]) => [t, minMaxPerTensor(r.min, r.max, 8, false, false)]));
+    const weights = findQuantLayers(shared).map((l) => roundToNearest(l, 8));
+    const exported = exportQdq({ model: shared, weights, activations });
+    const g = exported.graph!;
+    for (const names of [g.node!.map((n) => n.name), g.node!.flatMap((n) => n.output), g.initializer!.map((t) => t.name)]) expect(new Set(names).size).toBe(names.length);
+    const bytes = encodeModel(exported);
+    const fp = await run(shared, 'none');
+    const scale = Math.max(...Array.from(fp, Math.abs));
+    expect(maxAbsDiff(await run(bytes, 'none'), fp) / scale).toBeLessThan(0.05);
+    expect(maxAbsDiff(await run(bytes, 'all'), fp) / scale).toBeLessThan(0.05);
+  });
 });

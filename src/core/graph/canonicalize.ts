@@ -8,6 +8,12 @@ import { int64Tensor } from '../onnx/tensor-data';
 export interface CanonicalizeReport {
   foldedBatchNorms: number;
   removedIdentities: number;
+  /**
+   * N-ary Concats that repeat an earlier Concat's inputs and add some (a DenseNet block's
+   * `cat(features)`), rewritten to take that Concat's output instead: the same values, and the
+   * running features become one tensor, so a dense layer is a single-entry single-exit block.
+   */
+  nestedConcats: number;
   /** Reshape targets computed by Shape→Gather→…→Concat chains, replaced by constants. */
   foldedShapeChains: number;
   /** MatMul + Add(bias) on 2-D inputs with constant weights, rewritten as one Gemm. */
@@ -17,14 +23,16 @@ export interface CanonicalizeReport {
 
 /**
  * Rewrites a model into the form the quantizer works on, as the references do before quantizing
- * (algorithms.md §1.3): BatchNormalization folded into the Conv/Gemm before it, Identity and
- * inference-time Dropout removed. Weights touched by folding are materialised inline (no external
- * data), the rest are shared with the input model.
+ * (algorithms.md §1.3): BatchNormalization folded into the Conv/Gemm before it, Identity,
+ * inference-time Dropout and one-input Concats removed, N-ary Concats that extend an earlier one
+ * nested (DenseNet). Weights touched by folding are materialised inline (no external data), the
+ * rest are shared with the input model.
  */
 export function canonicalize(model: ModelProto, external?: ExternalFiles): { model: ModelProto; report: CanonicalizeReport } {
   const graph: GraphProto = { ...model.graph!, node: [...(model.graph!.node ?? [])], initializer: [...(model.graph!.initializer ?? [])] };
-  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0, foldedShapeChains: 0, fusedLinear: 0, removedDeadNodes: 0 };
+  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0, nestedConcats: 0, foldedShapeChains: 0, fusedLinear: 0, removedDeadNodes: 0 };
   report.removedIdentities = removePassThrough(graph);
+  report.nestedConcats = nestConcats(graph);
   const shapes = inferWithDynamicDims({ ...model, graph }, external);
   report.foldedShapeChains = foldReshapeTargets(graph, shapes);
   report.fusedLinear = fuseMatMulAdd(graph, shapes);
@@ -37,7 +45,7 @@ export function canonicalize(model: ModelProto, external?: ExternalFiles): { mod
   return { model: { ...model, graph }, report };
 }
 
-/** Identity and Dropout (inference) forward their input: rewire consumers, drop the node. */
+/** Identity, Dropout (inference) and a one-input Concat forward their input: rewire consumers, drop the node. */
 function removePassThrough(graph: GraphProto): number {
   const outputs = new Set((graph.output ?? []).map((o) => o.name));
   const rename = new Map<string, string>();
@@ -45,7 +53,7 @@ function removePassThrough(graph: GraphProto): number {
   let removed = 0;
   for (const n of graph.node ?? []) {
     // a Dropout whose mask output is used is not a pass-through
-    const isPass = n.opType === 'Identity' || (n.opType === 'Dropout' && !n.output?.[1]);
+    const isPass = n.opType === 'Identity' || (n.opType === 'Dropout' && !n.output?.[1]) || (n.opType === 'Concat' && n.input?.length === 1);
     const out = n.output?.[0];
     const inp = n.input?.[0];
     if (isPass && out && inp && !outputs.has(out) && (!n.domain || n.domain === 'ai.onnx')) {
@@ -58,6 +66,34 @@ function removePassThrough(graph: GraphProto): number {
   if (removed === 0) return 0;
   graph.node = kept.map((n) => ({ ...n, input: (n.input ?? []).map((i) => rename.get(i) ?? i) }));
   return removed;
+}
+
+/**
+ * Concat(a, b, c, d) where an earlier node computes Concat(a, b, c) on the same axis becomes
+ * Concat(that, d): concatenation is associative, so the values are the same bit for bit.
+ * The longest such earlier Concat is used; nodes keep their order.
+ */
+function nestConcats(graph: GraphProto): number {
+  const nodes = graph.node ?? [];
+  const key = (n: NodeProto, inputs: readonly string[]): string => `${n.domain ?? ''}|${attrInt(n, 'axis', 0)}|${inputs.join('\u0000')}`;
+  const earlier = new Map<string, string>();
+  let nested = 0;
+  graph.node = nodes.map((n) => {
+    if (n.opType !== 'Concat' || !n.output?.[0]) return n;
+    const inputs = n.input ?? [];
+    let out = n;
+    for (let k = inputs.length - 1; k >= 2; k--) {
+      const prev = earlier.get(key(n, inputs.slice(0, k)));
+      if (prev) {
+        out = { ...n, input: [prev, ...inputs.slice(k)] };
+        nested++;
+        break;
+      }
+    }
+    earlier.set(key(n, inputs), n.output[0]);
+    return out;
+  });
+  return nested;
 }
 
 function foldBatchNorms(graph: GraphProto, external?: ExternalFiles): number {

@@ -4,6 +4,7 @@ import { activationQuantPoints, findQuantLayers } from './layers';
 import { encodeModel } from '../onnx/codec';
 import { ModelSession } from '../eval/runtime';
 import { tinyResNet } from '../testing/tiny-resnet';
+import { denseNet, fireNet, mobileNetV2, squeezeExciteNet } from '../testing/graphs';
 import { randn, rng } from '../random';
 import type { ModelProto } from '../onnx/schema';
 
@@ -62,6 +63,51 @@ describe('quantizable layers and activation quantizers', () => {
   it('quantizes activations after ReLU and after the residual add, never conv outputs feeding an add (algorithms.md §1.4)', () => {
     const points = activationQuantPoints(model);
     expect(points).toEqual(['stem.relu_out', 'b1.relu1_out', 'b1.relu2_out', 'b2.relu1_out', 'b2.relu2_out']);
+  });
+
+  it("quantizes a linear projection's output that is the next residual block's input, not the one ending a residual branch", () => {
+    const points = activationQuantPoints(canonicalize(mobileNetV2()).model);
+    expect(points).toContain('ir2.project.bn_out');
+    expect(points).not.toContain('ir3.project.bn_out');
+    expect(points).toContain('ir3.add_out');
+  });
+
+  it('quantizes SiLU and hard-swish written as products, and the squeeze-excitation output, not the gates', () => {
+    const points = activationQuantPoints(canonicalize(squeezeExciteNet()).model);
+    const block = (b: string) => [`${b}.expand.silu.mul_out`, `${b}.dw.silu.mul_out`, `${b}.se.relu_out`, `${b}.se.scale_out`];
+    expect(points).toEqual(['stem.hswish.mul_out', ...block('b1'), 'b1.project.bn_out', ...block('b2'), 'b2.add_out', 'last.hswish.mul_out']);
+  });
+
+  it('quantizes Fire concatenations a layer reads, and not the last ReLU that only pools into the logits', () => {
+    const points = activationQuantPoints(canonicalize(fireNet()).model);
+    const fire = (f: string) => [`${f}.squeeze.relu_out`, `${f}.expand1.relu_out`, `${f}.expand3.relu_out`, `${f}.concat_out`];
+    expect(points).toEqual(['stem.relu_out', ...fire('fire1'), ...fire('fire2')]);
+  });
+
+  it("quantizes each dense layer's new features once, not the running concatenation", () => {
+    const points = activationQuantPoints(canonicalize(denseNet()).model);
+    const layer = (l: string) => [`${l}.relu1_out`, `${l}.relu2_out`, `${l}.conv2.bn_out`];
+    expect(points).toEqual(['stem.relu_out', ...['d1.l1', 'd1.l2', 'd1.l3'].flatMap(layer), 't1.relu_out', 't1.conv.bn_out', ...['d2.l1', 'd2.l2'].flatMap(layer), 'final.relu_out']);
+  });
+});
+
+describe('DenseNet concatenations', () => {
+  it('drops one-input Concats and nests the N-ary ones, computing the same values', async () => {
+    const model = denseNet(3);
+    const { model: out, report } = canonicalize(model);
+    expect(report).toMatchObject({ removedIdentities: 2, nestedConcats: 3 });
+    const concats = out.graph!.node!.filter((n) => n.opType === 'Concat');
+    expect(concats.map((n) => n.input!.length)).toEqual([2, 2, 2, 2, 2]);
+    expect(concats.find((n) => n.name === 'd1.concat')!.input![0]).toBe('d1.l3.concat_out');
+    const x = randn(2 * 3 * 16 * 16, rng(4));
+    const run = async (m: ModelProto): Promise<Float32Array> => {
+      const s = await ModelSession.create(encodeModel(m), 'none');
+      const y = (await s.run(x, [2, 3, 16, 16])).get('logits')!.data;
+      await s.release();
+      return y;
+    };
+    const [a, b] = [await run(model), await run(out)];
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]!, 4);
   });
 });
 

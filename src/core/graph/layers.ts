@@ -49,34 +49,59 @@ export function findQuantLayers(model: ModelProto): QuantLayer[] {
 
 const ACTIVATIONS = new Set(['Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'PRelu', 'Elu', 'Selu', 'Softplus', 'Gelu']);
 /** Ops that only move or pool values: a quantizer on their input serves their output too. */
-const PASS_THROUGH = new Set(['MaxPool', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose', 'GlobalMaxPool']);
+const PASS_THROUGH = new Set(['MaxPool', 'Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Transpose', 'GlobalMaxPool', 'Pad']);
+/**
+ * Averaging ops: the references quantize what goes into the pooling, not its output (ResNet's
+ * head, a squeeze-excitation's pooled input), so they pass "feeds a layer" through.
+ */
+const POOLING = new Set(['GlobalAveragePool', 'AveragePool', 'ReduceMean']);
+const LAYER_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 
 /**
  * Tensors whose values are quantized (algorithms.md §1.4): the outputs of activation functions,
- * of residual adds not followed by one, and of layers whose output goes straight to another layer.
- * Never the network input or output, and never a layer output that feeds an add or an activation.
+ * of residual adds not followed by one, of products (x·sigmoid(x) and x·hardsigmoid(x) are SiLU
+ * and hard-swish at opsets without those ops; x·gate is a squeeze-excitation's output), and of
+ * layers whose output goes straight to another layer; in each case when the value reaches a
+ * layer or a join (through pooling and reshapes). A concatenation's output only when a layer
+ * reads it: what goes into it is quantized where it is made.
+ * Never the network input or anything computed from it before the first layer, never the
+ * network output (nor what only pools into it), and never a layer output or product that goes
+ * only into an add (the end of a residual branch) or into an activation. The output of a linear
+ * projection that is also the next residual block's input (MobileNetV2) is quantized.
  */
 export function activationQuantPoints(model: ModelProto): string[] {
   const index = new GraphIndex(model.graph!);
   const points: string[] = [];
-  const feedsLayer = (t: string, depth = 0): boolean =>
+  /** Whether `t` reaches a layer, or with `joins` an Add or Concat, through pooling and reshapes. */
+  const feedsLayer = (t: string, joins = true, depth = 0): boolean =>
     depth < 8 &&
     index.consumersOf(t).some((c) => {
-      if (c.opType === 'Conv' || c.opType === 'Gemm' || c.opType === 'MatMul' || c.opType === 'GlobalAveragePool' || c.opType === 'AveragePool' || c.opType === 'Add' || c.opType === 'Concat') return true;
-      return PASS_THROUGH.has(c.opType ?? '') && feedsLayer(c.output?.[0] ?? '', depth + 1);
+      const op = c.opType ?? '';
+      if (LAYER_OPS.has(op) || (joins && (op === 'Add' || op === 'Concat'))) return true;
+      return (PASS_THROUGH.has(op) || POOLING.has(op)) && c.input?.[0] === t && feedsLayer(c.output?.[0] ?? '', joins, depth + 1);
     });
+  // tensors computed after some layer: what comes before the first one is (a function of) the input image
+  const afterLayer = new Set<string>();
+  for (const node of model.graph!.node ?? []) {
+    if (LAYER_OPS.has(node.opType ?? '') || (node.input ?? []).some((i) => afterLayer.has(i))) for (const o of node.output ?? []) if (o) afterLayer.add(o);
+  }
   for (const node of model.graph!.node ?? []) {
     const out = node.output?.[0];
-    if (!out || index.graphOutputs.has(out)) continue;
+    if (!out || index.graphOutputs.has(out) || !afterLayer.has(out)) continue;
     const op = node.opType ?? '';
     const consumers = index.consumersOf(out);
     const intoActivation = consumers.length > 0 && consumers.every((c) => ACTIVATIONS.has(c.opType ?? ''));
+    // the end of a residual branch goes only into its Add; a block's input also feeds its layers
+    const intoAdd = consumers.length > 0 && consumers.every((c) => c.opType === 'Add');
     if (ACTIVATIONS.has(op)) {
       if (feedsLayer(out)) points.push(out);
-    } else if (op === 'Add' || op === 'Concat') {
+    } else if (op === 'Add') {
       if (!intoActivation && feedsLayer(out)) points.push(out);
-    } else if (op === 'Conv' || op === 'Gemm' || op === 'MatMul') {
-      const intoAdd = consumers.some((c) => c.opType === 'Add');
+    } else if (op === 'Concat') {
+      // a layer reading it needs one grid; re-quantizing DenseNet's running features at every
+      // dense layer (a Concat feeding the next Concat) would only add noise
+      if (!intoActivation && feedsLayer(out, false)) points.push(out);
+    } else if (LAYER_OPS.has(op) || op === 'Mul') {
       if (!intoActivation && !intoAdd && feedsLayer(out)) points.push(out);
     }
   }

@@ -7,7 +7,7 @@ import { ModelSession } from '../eval/runtime';
 import type { ModelProto } from '../onnx/schema';
 import { tinyResNet } from '../testing/tiny-resnet';
 import { randn, rng } from '../random';
-import { inceptionNet, mobileNetV2 } from '../testing/graphs';
+import { denseNet, fireNet, inceptionNet, mobileNetV2, squeezeExciteNet } from '../testing/graphs';
 
 const GRANULARITIES: Granularity[] = ['layer', 'block', 'stage', 'net'];
 
@@ -217,5 +217,58 @@ describe('partition of a network that is not a chain of layers', () => {
     expect(mix.nodes).toEqual(['mix.conv', 'six', 'mix.relu']);
     g.node = g.node!.filter((n) => !['Conv', 'Gemm'].includes(n.opType!));
     expect(() => partitionModel(m)).toThrow(PartitionError);
+  });
+});
+
+describe('partition of the block shapes torchvision exports (algorithms.md §1.7)', () => {
+  it('keeps a squeeze-excitation inside its inverted residual, with or without the Add', () => {
+    const model = canonicalize(squeezeExciteNet()).model;
+    const ir = (b: string) => [`${b}.expand`, `${b}.dw`, `${b}.se.fc1`, `${b}.se.fc2`, `${b}.project`];
+    expect(summary(partitionModel(model))).toEqual([
+      { id: 'stem', kind: 'layer', layers: ['stem.conv'] },
+      { id: 'b1', kind: 'plain', layers: ir('b1') },
+      { id: 'b2', kind: 'residual', layers: ir('b2') },
+      { id: 'last.conv', kind: 'layer', layers: ['last.conv'] },
+      { id: 'head', kind: 'layer', layers: ['fc'] },
+    ]);
+    // hard-swish (x·HardSigmoid(x)) is the stem's activation, not a block of its own
+    expect(partitionModel(model).blocks[0]!.output).toBe('stem.hswish.mul_out');
+    for (const g of GRANULARITIES) checkInvariants(partitionModel(model, g), model);
+  });
+
+  it('makes a Fire module one branch block, its squeeze layer included', () => {
+    const model = canonicalize(fireNet()).model;
+    const fire = (f: string) => [`${f}.squeeze`, `${f}.expand1`, `${f}.expand3`];
+    const p = partitionModel(model);
+    expect(summary(p)).toEqual([
+      { id: 'stem', kind: 'layer', layers: ['stem.conv'] },
+      { id: 'fire1', kind: 'branch', layers: fire('fire1') },
+      { id: 'fire2', kind: 'branch', layers: fire('fire2') },
+      { id: 'head', kind: 'layer', layers: ['cls'] },
+    ]);
+    expect(p.blocks[2]).toMatchObject({ input: 'fire1.concat_out', output: 'fire2.concat_out' });
+    expect(p.blocks[2]!.nodes[0]).toBe('pool1');
+    for (const g of GRANULARITIES) checkInvariants(partitionModel(model, g), model);
+  });
+
+  it('makes each dense layer a branch block; a pre-activation BN and ReLU go with the layer after them', () => {
+    const model = canonicalize(denseNet()).model;
+    const dense = (l: string): { id: string; kind: string; layers: string[] } => ({ id: l, kind: 'branch', layers: [`${l}.conv1`, `${l}.conv2`] });
+    const p = partitionModel(model);
+    expect(summary(p)).toEqual([
+      { id: 'stem', kind: 'layer', layers: ['stem.conv'] },
+      dense('d1.l1'),
+      dense('d1.l2'),
+      dense('d1.l3'),
+      { id: 't1.conv', kind: 'layer', layers: ['t1.conv'] },
+      dense('d2.l1'),
+      dense('d2.l2'),
+      { id: 'head', kind: 'layer', layers: ['fc'] },
+    ]);
+    expect(p.blocks[3]!.output).toBe('d1.concat_out');
+    expect(p.blocks[4]!.nodes).toEqual(['t1.norm', 't1.relu', 't1.conv']);
+    expect(p.blocks[5]!.nodes[0]).toBe('t1.pool');
+    expect(p.blocks.at(-1)!.nodes.slice(0, 2)).toEqual(['final.norm', 'final.relu']);
+    for (const g of GRANULARITIES) checkInvariants(partitionModel(model, g), model);
   });
 });

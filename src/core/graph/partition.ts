@@ -53,11 +53,16 @@ const ACTIVATIONS = new Set(['Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoi
 /** Element-wise ops: after a layer they are part of it (its activation, a scale); they never start a block. */
 const POINTWISE = new Set([...ACTIVATIONS, 'BatchNormalization', 'Add', 'Sub', 'Mul', 'Div', 'Dropout', 'Identity', 'Cast']);
 
-/** A region between two consecutive cuts: one node ('chain'), or a region that fans out and re-joins. */
+/**
+ * A region between two consecutive cuts: one node ('chain'), or a region that fans out and
+ * re-joins: at an Add ('residual'), at a product of its input with something computed from it
+ * ('gate': SiLU and hard-swish written as x·σ(x), a squeeze-excitation's x·s(x)), or elsewhere
+ * ('branch': a Concat).
+ */
 interface Atom {
   readonly nodes: readonly NodeProto[];
   readonly layers: readonly QuantLayer[];
-  readonly kind: 'chain' | 'residual' | 'branch';
+  readonly kind: 'chain' | 'residual' | 'gate' | 'branch';
 }
 
 /** An atom holding layers, with the layer-less atoms before it (pooling) and after it (activations). */
@@ -124,8 +129,9 @@ class Analysis {
     let entry = this.input;
     let current: NodeProto[] = [];
     const close = (): void => {
-      const end = current.at(-1)!.opType;
-      const kind = current.length === 1 ? 'chain' : end === 'Add' || end === 'Sum' ? 'residual' : 'branch';
+      const last = current.at(-1)!;
+      const end = last.opType;
+      const kind = current.length === 1 ? 'chain' : end === 'Add' || end === 'Sum' ? 'residual' : end === 'Mul' && last.input?.includes(entry) ? 'gate' : 'branch';
       atoms.push({ nodes: current, layers: current.flatMap((n) => this.layerOf.get(n) ?? []), kind });
       current = [];
     };
@@ -146,7 +152,9 @@ class Analysis {
   /**
    * Layer-less atoms join a neighbour: element-wise ones right after a layer are its activation
    * (or the residual block's ReLU after the Add); the rest (pooling, flatten) go with the layer
-   * that follows them, so the head gets its pooling and flatten.
+   * that follows them, so the head gets its pooling and flatten. A BatchNormalization left after
+   * canonicalisation follows no layer (it could not be folded): it is a pre-activation layer's
+   * own normalisation (DenseNet's BN → ReLU → conv), so it and what follows it go forward too.
    */
   private buildPieces(atoms: Atom[]): void {
     let pending: Atom[] = [];
@@ -155,7 +163,7 @@ class Analysis {
       if (a.layers.length) {
         this.pieces.push({ lead: pending, core: a, trail: [] });
         pending = [];
-      } else if (prev && !pending.length && a.nodes.every((n) => POINTWISE.has(n.opType ?? ''))) {
+      } else if (prev && !pending.length && a.nodes.every((n) => POINTWISE.has(n.opType ?? '') && n.opType !== 'BatchNormalization')) {
         prev.trail.push(a);
       } else {
         pending.push(a);
@@ -184,10 +192,14 @@ class Analysis {
     return { inputs: [...inputs], outputs: [...outputs] };
   }
 
-  /** A whole residual/branch region alone keeps its kind; several of them make a stage. */
+  /**
+   * A whole residual/branch region alone keeps its kind; several of them make a stage. A gate
+   * (squeeze-excitation) is part of the layers around it, as an activation is; alone it is a branch.
+   */
   private kindOf(set: ReadonlySet<NodeProto>, layers: number): BlockKind {
     const cores = this.pieces.map((p) => p.core).filter((c) => c.nodes.some((n) => set.has(n)));
-    const whole = cores.filter((c) => c.kind !== 'chain' && c.nodes.every((n) => set.has(n)));
+    const whole = cores.filter((c) => c.kind !== 'chain' && c.kind !== 'gate' && c.nodes.every((n) => set.has(n)));
+    if (cores.length === 1 && cores[0]!.kind === 'gate') return 'branch';
     if (cores.length === 1 && whole.length === 1) return whole[0]!.kind as BlockKind;
     if (whole.length) return 'stage';
     return layers === 1 ? 'layer' : 'plain';
@@ -221,18 +233,22 @@ class Analysis {
 
 const piecesNodes = (pieces: readonly Piece[]): NodeProto[] => pieces.flatMap((p) => [...p.lead, p.core, ...p.trail].flatMap((a) => a.nodes));
 const piecesLayers = (pieces: readonly Piece[]): QuantLayer[] => pieces.flatMap((p) => p.core.layers);
-const isLayerPiece = (p: Piece | undefined): p is Piece => p?.core.kind === 'chain';
+const isLayerPiece = (p: Piece | undefined): boolean => p?.core.kind === 'chain';
+const isGatePiece = (p: Piece | undefined): boolean => p?.core.kind === 'gate';
 /** A layer with no activation after it ends a linear bottleneck (MobileNetV2's projection): a block ends there. */
 const hasActivation = (p: Piece): boolean => p.trail.some((a) => a.nodes.some((n) => ACTIVATIONS.has(n.opType ?? '')));
 
 /**
  * The longest common prefix of layer names that ends at a '.' or '/' boundary ('b1.conv1',
- * 'b1.conv2' → 'b1'); a single layer's own name. Empty when the names share no such prefix.
+ * 'b1.conv2' → 'b1'), at a '/' only when all are paths ('/layer1/layer1.0/conv1/Conv' →
+ * 'layer1/layer1.0'); a single layer's own name. Empty when the names share no such prefix.
  */
 function commonPrefix(names: readonly string[]): string {
   let p = names[0] ?? '';
   for (const n of names) while (!n.startsWith(p)) p = p.slice(0, -1);
-  const atBoundary = (n: string): boolean => n.length === p.length || n[p.length] === '.' || n[p.length] === '/';
+  // path-style names (torch.onnx: '/layer1/layer1.0/conv1/Conv') break at '/' only: 'layer1.0' is one module
+  const paths = names.every((n) => n.includes('/'));
+  const atBoundary = (n: string): boolean => n.length === p.length || (!paths && n[p.length] === '.') || n[p.length] === '/';
   while (p && !names.every(atBoundary)) p = p.slice(0, -1);
   return p.replace(/^[./]+|[./]+$/g, '');
 }
@@ -271,10 +287,24 @@ function groupedBlocks(g: Analysis, granularity: Exclude<Granularity, 'layer'>):
   // MQBench: a residual/branch region is one block; plain layers are grouped up to 3
   const units: Piece[][] = [];
   let run: Piece[] = [];
+  const layersIn = (u: readonly Piece[]): number => u.filter(isLayerPiece).length;
+  const opened = new Set<Piece[]>();
   for (const p of middle) {
     if (isLayerPiece(p)) {
       run.push(p);
-      if (run.length < 3 && hasActivation(p)) continue;
+      if (layersIn(run) < 3 && hasActivation(p)) continue;
+    } else if (isGatePiece(p) && !p.lead.length && (run.length || isLayerPiece(units.at(-1)?.at(-1)))) {
+      // a squeeze-excitation gates the layer before it: it stays in that layer's group, uncounted
+      if (run.length) run.push(p);
+      else units.at(-1)!.push(p);
+      continue;
+    } else if (p.core.kind === 'branch' && !p.lead.length && (run.length || isLayerPiece(units.at(-1)?.at(-1)))) {
+      // the layer whose output the branches share (a Fire module's squeeze) opens the branch block
+      const from = run.length ? run : units.pop()!;
+      const opener = from.pop()!;
+      if (from.length) units.push(from);
+      run = [opener, p];
+      opened.add(run);
     } else {
       if (run.length) units.push(run);
       run = [p];
@@ -288,7 +318,7 @@ function groupedBlocks(g: Analysis, granularity: Exclude<Granularity, 'layer'>):
   if (stem) blocks.push(g.block('stem', piecesNodes([stem])));
   if (granularity === 'block') {
     const used = new Set(['stem', 'head']);
-    units.forEach((u, i) => blocks.push(g.block(uniqueId(piecesLayers(u).map((l) => l.name), used, `block${i + 1}`), piecesNodes(u))));
+    units.forEach((u, i) => blocks.push(g.block(uniqueId(piecesLayers(u).map((l) => l.name), used, `block${i + 1}`), piecesNodes(u), opened.has(u) ? 'branch' : undefined)));
   } else if (granularity === 'stage') {
     const stages: Piece[][] = [];
     for (const u of units) {

@@ -37,8 +37,12 @@ export class GraphWriter {
     const fanIn = (cin / group) * k * k;
     const attribute = [intsAttr('kernel_shape', [k, k]), intsAttr('strides', [stride, stride]), intsAttr('pads', Array(4).fill((k - 1) / 2)), intAttr('group', group)];
     const y = this.op('Conv', name, [x, this.weight(`${name}.weight`, [cout, cin / group, k, k], Math.sqrt(2 / fanIn))], attribute);
-    const bn = `${name}.bn`;
-    return this.op('BatchNormalization', bn, [y, this.positive(`${bn}.gamma`, cout), this.weight(`${bn}.beta`, [cout], 0.1), this.weight(`${bn}.mean`, [cout], 0.1), this.positive(`${bn}.var`, cout)], [
+    return this.bn(`${name}.bn`, y, cout);
+  }
+
+  /** BatchNormalization `name` over `c` channels, with random statistics. */
+  bn(name: string, x: string, c: number): string {
+    return this.op('BatchNormalization', name, [x, this.positive(`${name}.gamma`, c), this.weight(`${name}.beta`, [c], 0.1), this.weight(`${name}.mean`, [c], 0.1), this.positive(`${name}.var`, c)], [
       { name: 'epsilon', type: AttributeType.FLOAT, f: 1e-5 },
     ]);
   }
