@@ -24,7 +24,7 @@ import {
   type Nd,
   type Pool2dAttrs,
 } from '../backends/cpu/reference';
-import { Broadcaster, reduceTo } from './broadcast';
+import { broadcastIndex, Broadcaster, reduceTo } from './broadcast';
 import type { ConvEngine } from './conv-engine';
 
 /**
@@ -550,6 +550,47 @@ const batchNorm: Factory = (node, ctx) => {
   };
 };
 
+/** ReduceMean over constant axes (attribute before opset 18, input after), as MnasNet's head pools. */
+const reduceMean: Factory = (node, ctx) => {
+  const attrAxes = attrInts(node, 'axes') ?? ints(ctx.constant(1));
+  const keep = attrInt(node, 'keepdims', 1) === 1;
+  if (node.input?.[1] && !ctx.constant(1)) throw new UnsupportedOpError(`node "${node.name}" (ReduceMean): axes computed at run time are not supported`);
+  let key = '';
+  let idx: Int32Array = new Int32Array(0);
+  let kept: number[] = [];
+  let count = 1;
+  const plan = (x: Nd) => {
+    const k = x.shape.join(',');
+    if (k !== key) {
+      key = k;
+      const axes = (attrAxes ?? x.shape.map((_, i) => i)).map((a) => (a < 0 ? a + x.shape.length : a));
+      kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      count = axes.reduce((p, a) => p * x.shape[a]!, 1);
+      idx = broadcastIndex(x.shape, kept);
+      // the output shape without the reduced axes when keepdims = 0
+      if (!keep) kept = kept.filter((_, i) => !axes.includes(i));
+    }
+  };
+  return {
+    forward(i) {
+      const x = req(i[0], node, 0);
+      plan(x);
+      const y = new Float32Array(size(kept));
+      for (let k = 0; k < x.data.length; k++) y[idx[k]!]! += x.data[k]!;
+      for (let k = 0; k < y.length; k++) y[k]! /= count;
+      return { shape: [...kept], data: y };
+    },
+    backward(i, _y, dy, need) {
+      if (!need[0]) return [null, null];
+      const x = req(i[0], node, 0);
+      plan(x);
+      const g = new Float32Array(x.data.length);
+      for (let k = 0; k < g.length; k++) g[k] = dy.data[idx[k]!]! / count;
+      return [{ shape: [...x.shape], data: g }, null];
+    },
+  };
+};
+
 const identity: Factory = (node) => ({
   forward: (i) => req(i[0], node, 0),
   backward: (_i, _y, dy, need) => [need[0] ? dy : null],
@@ -581,6 +622,7 @@ const FACTORIES: Record<string, Factory> = {
   Div: binary('Div'),
   BatchNormalization: batchNorm,
   GlobalAveragePool: unary(globalAveragePoolForward, globalAveragePoolBackward),
+  ReduceMean: reduceMean,
   AveragePool: averagePool,
   MaxPool: maxPool,
   Concat: concat,

@@ -16,7 +16,10 @@ import { activationQuantPoints, findQuantLayers } from './layers';
 import { partitionModel, type Block, type BlockKind } from './partition';
 import { summarizeModel } from './summary';
 import { roundToNearest } from '../methods/rtn';
-import { collectRanges } from '../quant/calibrate';
+import { collectRanges, withOutputs } from '../quant/calibrate';
+import { BlockProgram } from '../engine/block-program';
+import { WasmConvPool } from '../engine/conv-engine';
+import type { Nd } from '../backends/cpu/reference';
 import { minMaxPerTensor, type QuantParams } from '../quant/quantizer';
 import { exportQdq } from '../export/qdq';
 import type { ImageBatches } from '../data/batches';
@@ -263,6 +266,39 @@ describe.each(selected)('%s', (name) => {
     expect(layers.filter((l) => l.isFirst).map((l) => l.name)).toEqual([FIRST_LAST[name][0]]);
     expect(layers.filter((l) => l.isLast).map((l) => l.name)).toEqual([FIRST_LAST[name][1]]);
     expect(layers[0]!.isFirst && layers.at(-1)!.isLast).toBe(true);
+  });
+
+  it("runs every block through the reconstruction engine with ONNX Runtime's outputs, and back-propagates through it", async () => {
+    const layers = findQuantLayers(canonical);
+    const { blocks } = partitionModel(canonical, 'block');
+    const one = x.subarray(SAMPLE, 2 * SAMPLE);
+    const names = [...new Set(blocks.flatMap((b) => [b.input, b.output]))].filter((n) => n !== 'input');
+    const s = await ModelSession.create(encodeModel(withOutputs(canonical, names)), 'none');
+    const ref = new Map<string, Nd>([['input', { shape: [1, ...ZOO_INPUT], data: one }]]);
+    try {
+      for (const [k, v] of await s.run(one, [1, ...ZOO_INPUT], names)) ref.set(k, { shape: [...v.dims], data: v.data });
+    } finally {
+      await s.release();
+    }
+    const pool = new WasmConvPool();
+    let worst = 0;
+    for (const block of blocks) {
+      const program = BlockProgram.compile(canonical, block, layers, await pool.factory(block.nodes.length));
+      const weights = program.slots.map((sl) => sl.weight);
+      const tape = program.forward(ref.get(block.input)!, weights);
+      const want = ref.get(block.output)!;
+      expect(tape.output.shape, block.id).toEqual(want.shape);
+      const err = maxAbsDiff(tape.output.data, want.data) / Math.max(1e-6, maxAbs(want.data));
+      worst = Math.max(worst, err);
+      expect(err, `block ${block.id}`).toBeLessThan(1e-3);
+      // the backward pass reaches every weight of the block with a finite gradient
+      const g = program.backward(tape, weights, { shape: tape.output.shape, data: Float32Array.from(tape.output.data, (v) => Math.sign(v)) });
+      g.weights.forEach((dw, i) => {
+        expect(dw, `${block.id}: ${program.slots[i]!.layer.name}`).not.toBeNull();
+        expect(dw!.data.every(Number.isFinite)).toBe(true);
+      });
+    }
+    console.log(`${name}: ${blocks.length} blocks through the engine, worst relative output error ${worst.toExponential(2)}`);
   });
 
   it('exports W8A8 QDQ that runs in ONNX Runtime with logits close to the float model', async () => {
