@@ -13,6 +13,7 @@ import { idbRequest } from './idb';
 import { loadProject, saveProject, type SavedProject } from './opfs-project';
 import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
 import { indexedDbCheckpoints } from './idb-checkpoints';
+import { npySamples, parseNpy } from '../src/core/data/npy';
 import { editedPartition } from '../src/core/graph/partition';
 import { canonicalize } from '../src/core/graph/canonicalize';
 import type { PipelineEvent } from '../src/core/events';
@@ -155,7 +156,22 @@ const api: StudioWorkerApi = {
     if (models.length > 1) project.warnings.push(`${models.length} .onnx files were dropped; using ${models[0]!.path}`);
     for (const f of files.filter((f) => /\.(data|bin|onnx_data)$/i.test(f.path))) project.external.set(f.path.split('/').pop()!, new Uint8Array(await f.file.arrayBuffer()));
     if (models[0]) await setModel(new Uint8Array(await models[0].file.arrayBuffer()), models[0].path.split('/').pop()!);
-    const images = files.filter((f) => isImagePath(f.path));
+    // whole .npy arrays (N×C×H×W, labels in NAME.labels.npy beside them) become one set each
+    const isLabels = (p: string) => /[._]labels\.npy$/i.test(p);
+    const arrays: DroppedFile[] = [];
+    for (const f of files.filter((f) => /\.npy$/i.test(f.path) && !isLabels(f.path))) {
+      const bytes = new Uint8Array(await f.file.arrayBuffer());
+      const array = parseNpy(bytes, f.path);
+      if (array.shape.length !== 4) continue;
+      arrays.push(f);
+      const stem = f.path.replace(/\.npy$/i, '');
+      const labelFile = files.find((g) => g.path === `${stem}.labels.npy` || g.path === `${stem}_labels.npy`);
+      const labels = labelFile ? parseNpy(new Uint8Array(await labelFile.file.arrayBuffer()), labelFile.path) : undefined;
+      const samples = npySamples(array, f.path.split('/').pop()!, labels);
+      if (labels) project.val = samples;
+      else project.calib = samples;
+    }
+    const images = files.filter((f) => isImagePath(f.path) && !isLabels(f.path) && !arrays.includes(f));
     for (const [folder, group] of groupByTopFolder(images)) {
       const read = await Promise.all(group.map(async (f) => ({ path: f.path, bytes: new Uint8Array(await f.file.arrayBuffer()) })));
       let labelled: boolean;

@@ -1,6 +1,7 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeNpy } from '../core/data/npy';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
@@ -144,6 +145,40 @@ describe('lowbit quantize --plan and --calib-size', () => {
     expect(resumed.stderr).toMatch(new RegExp(`resuming from the checkpoint: ${saved.blocksDone} of 5 blocks already done`));
     expect(Buffer.compare(readFileSync(join(tmp, 'resumed.onnx')), readFileSync(join(tmp, 'whole.onnx')))).toBe(0);
   }, 600_000);
+
+  it('reads images from .npy arrays (labels in a sibling .npy): eval gives the PNG folder’s top-1, and quantize calibrates on one', async () => {
+    const val = await readImageFolder(`${DEMO}/val`);
+    const pick = val.filter((_, i) => i % 10 === 0);
+    const set = labelImages(pick.map((f) => f.path));
+    // the pixels in [0, 1], N×1×28×28, from the same PNGs (decoded by the studio's own decoder)
+    const pixels = new ImageBatches(pick, { size: [28, 28], channels: 1, mean: [0], std: [1] }, pick.length);
+    const { data } = await pixels.batch(0);
+    writeFileSync(join(tmp, 'val.npy'), writeNpy([pick.length, 1, 28, 28], data));
+    const labels = new Uint8Array(writeNpy([pick.length], Float32Array.from(set.images.map((im) => im.label!))));
+    writeFileSync(join(tmp, 'val.labels.npy'), labels);
+    const dir = join(tmp, 'val-png');
+    for (const f of pick) {
+      mkdirSync(join(dir, f.path.split('/')[0]!), { recursive: true });
+      writeFileSync(join(dir, f.path), f.bytes);
+    }
+    const fromNpy = await lowbit('eval', `${DEMO}/model.onnx`, '--val', join(tmp, 'val.npy'), '--preprocess', 'fmnist', '--json');
+    const fromPng = await lowbit('eval', `${DEMO}/model.onnx`, '--val', dir, '--preprocess', 'fmnist', '--json');
+    expect(fromNpy.code).toBe(0);
+    const a = JSON.parse(fromNpy.stdout) as { top1: number; count: number };
+    const b = JSON.parse(fromPng.stdout) as { top1: number; count: number };
+    expect(a.count).toBe(100);
+    expect(a.top1).toBe(b.top1);
+    // calibration from an unlabelled array
+    writeFileSync(join(tmp, 'calib.npy'), writeNpy([pick.length, 1, 28, 28], data));
+    const q = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', join(tmp, 'calib.npy'), '--preprocess', 'fmnist', '--wbits', '8', '-o', join(tmp, 'npy.onnx'));
+    expect(q.stderr).not.toMatch(/internal error/);
+    expect(q.code).toBe(0);
+    // a wrong array is refused with a reason
+    writeFileSync(join(tmp, 'bad.npy'), writeNpy([4, 28, 28], new Float32Array(4 * 28 * 28)));
+    const bad = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', join(tmp, 'bad.npy'), '-o', join(tmp, 'x.onnx'));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/expected an N×C×H×W array, got shape \(4, 28, 28\)/);
+  }, 120_000);
 
   it('rejects a partition edit that does not fit the model, naming it', async () => {
     const planPath = join(tmp, 'bad-edit.plan.json');

@@ -1,9 +1,11 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { DatasetError, isImagePath, type ImageFile } from '../core/data/image-set';
+import { npySamples, parseNpy, type NpyArray } from '../core/data/npy';
 
-/** Every image under `dir`, with paths relative to it (forward slashes), in sorted order. */
-export async function readImageFolder(dir: string): Promise<ImageFile[]> {
+/** Every image under `dir` (or every sample of a .npy array), with paths relative to it (forward slashes), in sorted order. */
+export async function readImageFolder(dir: string, classNames?: readonly string[]): Promise<ImageFile[]> {
+  if (/\.npy$/i.test(dir)) return readNpyImages(dir, classNames);
   let info;
   try {
     info = await stat(dir);
@@ -24,4 +26,25 @@ export async function readImageFolder(dir: string): Promise<ImageFile[]> {
   if (paths.length === 0) throw new DatasetError(`${dir}: no PNG or JPEG images found`);
   paths.sort();
   return Promise.all(paths.map(async (path) => ({ path, bytes: new Uint8Array(await readFile(join(dir, path))) })));
+}
+
+/**
+ * An N×C×H×W float .npy array of pixels in [0, 1], with labels (integers, length N) in a sibling
+ * `NAME.labels.npy` or `NAME_labels.npy` when there are any: calibration without, validation with.
+ */
+async function readNpyImages(path: string, classNames?: readonly string[]): Promise<ImageFile[]> {
+  const bytes = await readFile(path).catch(() => {
+    throw new DatasetError(`${path}: no such file`);
+  });
+  const array = parseNpy(new Uint8Array(bytes), path);
+  const stem = path.replace(/\.npy$/i, '');
+  let labels: NpyArray | undefined;
+  for (const candidate of [`${stem}.labels.npy`, `${stem}_labels.npy`]) {
+    const found = await readFile(candidate).catch(() => null);
+    if (found) {
+      labels = parseNpy(new Uint8Array(found), candidate);
+      break;
+    }
+  }
+  return npySamples(array, basename(path), labels, classNames);
 }

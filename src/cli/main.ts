@@ -10,7 +10,7 @@ import { PRESETS, PreprocessError, proposePreprocess, type PreprocessSpec } from
 import { ImageBatches } from '../core/data/batches';
 import { ModelSession } from '../core/eval/runtime';
 import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
-import { BLOCK_METHODS, parsePlan, PlanError, DEFAULT_PLAN } from '../core/plan';
+import { BLOCK_METHODS, parsePlan, PlanError, DEFAULT_PLAN, type MethodName } from '../core/plan';
 import { CheckpointError, type CheckpointStore } from '../core/checkpoint';
 import { CancelledError } from '../core/events';
 import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
@@ -20,6 +20,12 @@ import { readImageFolder } from './files';
 import { sampleImages } from '../core/data/sample';
 import { finishReporter, terminalReporter } from './progress';
 import type { ModelSummary } from '../core/graph/summary';
+import { runSearch, formatCost, type SearchReport } from '../core/search/run';
+import { CostError, METRIC_UNITS, type Budget, type CostMetric } from '../core/search/cost';
+import { BudgetError } from '../core/search/genetic';
+import { SensitivityError, type SensitivityMode } from '../core/search/sensitivity';
+import { SEARCH_PHASE_LABELS, type SearchEvent } from '../core/search/events';
+import type { Bits } from '../core/quant/quantizer';
 
 /** Bad input: exit code 2 with a one-line reason. */
 class UsageError extends Error {
@@ -33,6 +39,9 @@ const USAGE = `usage:
                   [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
                   [--seed N] [--calib-size N] [--checkpoint DIR]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
+  lowbit search MODEL --calib DIR --budget size=MB|bitops=G|latency=MS [--bits 2,4,8] [--mode cheap|reconstructed] [--iters N]
+                  [--abits N|none] [--latency-table FILE.json] [--method M] [--head-stem-8bit] [--seed N] [--calib-size N]
+                  [--front N] [preprocessing] -o PLAN.json [--report SEARCH.json] [--json]
 preprocessing: --preprocess fmnist|imagenet | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
 const PREPROCESS_OPTIONS = {
@@ -142,8 +151,9 @@ async function evalCommand(args: string[]): Promise<void> {
   if (!values.val) throw new UsageError('eval needs --val DIR (class sub-folders of images)');
   const { summary, proto } = await loadModel(bytes, external);
   const spec = preprocessFrom(values, summary);
-  const files = await readImageFolder(values.val);
-  const set = labelImages(files.map((f) => f.path), await readLabels(values.labels));
+  const names = await readLabels(values.labels);
+  const files = await readImageFolder(values.val, names);
+  const set = labelImages(files.map((f) => f.path), names);
   if (!set.classes) throw new DatasetError(`${values.val}: images need class sub-folders to be evaluated`);
   const byPath = new Map(files.map((f) => [f.path, f]));
   const batch = batchSizeFor(summary, spec);
@@ -214,8 +224,8 @@ async function quantize(args: string[]): Promise<void> {
     if (!Number.isInteger(n) || n < 1) throw new UsageError('--calib-size must be a positive integer');
     calib = sampleImages(calib, n, plan.seed ?? 0);
   }
-  const val = values.val ? await readImageFolder(values.val) : [];
   const classNames = await readLabels(values.labels);
+  const val = values.val ? await readImageFolder(values.val, classNames) : [];
   const checkpoints = values.checkpoint ? folderCheckpoints(values.checkpoint) : undefined;
   if (checkpoints && !BLOCK_METHODS.includes(plan.method)) throw new UsageError(`--checkpoint works with the block methods (${BLOCK_METHODS.join(', ')}), not ${plan.method}`);
   const controller = new AbortController();
@@ -264,7 +274,160 @@ function folderCheckpoints(dir: string): CheckpointStore {
   };
 }
 
-const BAD_INPUT = [CheckpointError, ShapeError, PartitionError, UnsupportedOpError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
+/** Search phases on stderr: a progress bar on a terminal, one line per phase otherwise. */
+function searchReporter(stream: NodeJS.WriteStream, quiet: boolean): (e: SearchEvent) => void {
+  const tty = stream.isTTY === true;
+  let lastLine = '';
+  return (e) => {
+    if (quiet) return;
+    if (e.type === 'phase') {
+      if (tty && lastLine) stream.write('\n');
+      lastLine = '';
+      if (!tty) stream.write(`${SEARCH_PHASE_LABELS[e.phase]}…\n`);
+    } else if (e.type === 'progress' && tty) {
+      const frac = e.total ? e.done / e.total : 1;
+      lastLine = `${SEARCH_PHASE_LABELS[e.phase].padEnd(44)} [${'#'.repeat(Math.round(frac * 30)).padEnd(30)}] ${Math.floor(e.done)}/${e.total}`;
+      stream.write(`\r${lastLine}`);
+    } else if (e.type === 'info') stream.write(`${tty && lastLine ? '\n' : ''}${e.message}\n`);
+  };
+}
+
+function parseBudget(text: string): Budget {
+  const m = /^(size|bitops|latency)=(.+)$/.exec(text);
+  const value = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isFinite(value) || value <= 0) throw new UsageError(`--budget takes size=MB, bitops=G or latency=ms with a positive number, got "${text}"`);
+  const metric = m[1] as CostMetric;
+  return { metric, value: value * METRIC_UNITS[metric].scale };
+}
+
+function parseBits(text: string): Bits[] {
+  const bits = text.split(',').map((b) => Number(b.trim()));
+  if (bits.some((b) => !Number.isInteger(b) || b < 2 || b > 8)) throw new UsageError(`--bits takes comma-separated widths from 2 to 8, got "${text}"`);
+  if (new Set(bits).size < 2) throw new UsageError('--bits needs at least two different widths');
+  return [...new Set(bits)].sort((a, b) => a - b) as Bits[];
+}
+
+function positiveInt(flag: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer, got "${value}"`);
+  return n;
+}
+
+function printSearch(r: SearchReport, out: string): void {
+  const m = r.budget.metric;
+  const t = r.sensitivity;
+  const seconds = (x: number): string => `${x.toFixed(1)} s`;
+  console.log(`sensitivity: ${t.label}, ${t.layers.length} layers × ${t.bits.join('/')} bits, ${t.pairs.length} same-block pairs at ${t.pairBits ?? '-'} bits, ${t.images} images (${seconds(r.timings.sensitivity)})`);
+  if (r.latency) console.log(`latency table: ${r.latency.device}${r.timings.latency > 0 ? ` (${seconds(r.timings.latency)})` : ''}`);
+  const costs = (p: SearchReport['chosen']): string =>
+    [`size ${formatCost('size', p.sizeBytes)}`, p.bitops !== null ? `BitOPs ${formatCost('bitops', p.bitops)}` : '', p.latencyMs !== null ? `latency ${formatCost('latency', p.latencyMs)}` : ''].filter(Boolean).join(', ');
+  console.log(`budget: ${m} ≤ ${formatCost(m, r.budget.value)}; genetic search: population ${r.genetic.population}, ${r.genetic.generations} generations, mutation ${r.genetic.mutation}, seed ${r.genetic.seed} (${seconds(r.timings.search)} with the front)`);
+  console.log(`chosen: proxy ${r.chosen.proxy.toPrecision(4)}, ${costs(r.chosen)}  → ${out}`);
+  const delta = new Map(t.layers.map((l) => [l.name, l]));
+  for (const l of r.layers) {
+    const b = r.chosen.layerBits[l.name]!;
+    const d = delta.get(l.name)!.delta[t.bits.indexOf(b)]!;
+    console.log(`  ${l.name.padEnd(28)} W${b}  params ${String(l.weights).padStart(8)}  Δproxy ${d.toExponential(2)}`);
+  }
+  console.log('uniform:');
+  for (const u of r.uniform) console.log(`  W${u.bits}  proxy ${u.proxy.toPrecision(4).padEnd(10)} ${costs(u)}${u.cost > r.budget.value * (1 + 1e-12) ? '  (over the budget)' : ''}`);
+  console.log(`Pareto front (${m}, proxy; bits in layer order; * = chosen):`);
+  const chosen = JSON.stringify(r.chosen.layerBits);
+  for (const p of r.front) console.log(`  ${formatCost(m, p.cost).padEnd(16)} ${p.proxy.toPrecision(4).padEnd(10)} ${Object.values(p.layerBits).join(' ')}${JSON.stringify(p.layerBits) === chosen ? '  *' : ''}`);
+}
+
+async function search(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      calib: { type: 'string' },
+      budget: { type: 'string' },
+      bits: { type: 'string', default: '2,4,8' },
+      mode: { type: 'string', default: 'cheap' },
+      iters: { type: 'string' },
+      abits: { type: 'string', default: '8' },
+      'latency-table': { type: 'string' },
+      method: { type: 'string', default: 'brecq' },
+      'head-stem-8bit': { type: 'boolean' },
+      seed: { type: 'string' },
+      'calib-size': { type: 'string' },
+      front: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      report: { type: 'string' },
+      ...PREPROCESS_OPTIONS,
+    },
+    allowPositionals: true,
+  });
+  const model = await readModel(positionals[0]);
+  if (!values.calib) throw new UsageError('search needs --calib DIR (a folder of calibration images)');
+  if (!values.budget) throw new UsageError('search needs --budget size=MB, bitops=G or latency=ms');
+  if (!values.output) throw new UsageError('search needs -o PLAN.json');
+  const budget = parseBudget(values.budget);
+  const bits = parseBits(values.bits);
+  const mode = values.mode as SensitivityMode;
+  if (mode !== 'cheap' && mode !== 'reconstructed') throw new UsageError(`--mode must be cheap or reconstructed, got "${values.mode}"`);
+  const abits = values.abits === 'none' ? null : Number(values.abits);
+  if (abits !== null && !(Number.isInteger(abits) && abits >= 2 && abits <= 8)) throw new UsageError(`--abits must be 2 to 8 or none, got "${values.abits}"`);
+  // the method is checked as the plan will be
+  parsePlan({ method: values.method, wbits: 8, abits: 8 });
+  const iters = positiveInt('iters', values.iters);
+  const seed = positiveInt('seed', values.seed, 0) ?? 0;
+  const frontSteps = positiveInt('front', values.front);
+  if (frontSteps !== undefined && frontSteps < 2) throw new UsageError('--front needs at least 2 budgets');
+  const latencyTable = values['latency-table'] ? await readJsonFile(values['latency-table'], 'latency table') : undefined;
+  const { summary } = await loadModel(model.bytes, model.external);
+  const preprocess = preprocessFrom(values, summary);
+  let calib = await readImageFolder(values.calib);
+  const calibSize = positiveInt('calib-size', values['calib-size']);
+  if (calibSize !== undefined) calib = sampleImages(calib, calibSize, seed);
+  const controller = new AbortController();
+  const onSigint = (): void => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    const report = await runSearch(
+      {
+        model: model.bytes,
+        modelName: model.name,
+        external: model.external,
+        calib,
+        preprocess,
+        budget,
+        bits,
+        abits: abits as Bits | null,
+        mode,
+        method: values.method as MethodName,
+        seed,
+        headStem8bit: values['head-stem-8bit'] === true,
+        ...(iters !== undefined ? { iters } : {}),
+        ...(latencyTable !== undefined ? { latencyTable } : {}),
+        ...(frontSteps !== undefined ? { frontSteps } : {}),
+      },
+      searchReporter(process.stderr, values.json === true),
+      controller.signal,
+    );
+    finishReporter(process.stderr);
+    await writeFile(values.output, `${JSON.stringify(report.plan, null, 2)}\n`);
+    if (values.report) await writeFile(values.report, JSON.stringify(report, null, 2));
+    if (values.json) console.log(JSON.stringify({ plan: report.plan, budget: report.budget, chosen: report.chosen, uniform: report.uniform, front: report.front, sensitivity: report.sensitivity, timings: report.timings }));
+    else printSearch(report, values.output);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+async function readJsonFile(path: string, what: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new UsageError(`${path}: cannot read the ${what} file`);
+  });
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UsageError(`${path}: the ${what} is not valid JSON`);
+  }
+}
+
+const BAD_INPUT = [BudgetError, CostError, SensitivityError, CheckpointError, ShapeError, PartitionError, UnsupportedOpError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -278,6 +441,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'quantize':
         await quantize(rest);
+        return 0;
+      case 'search':
+        await search(rest);
         return 0;
       case undefined:
       case '-h':

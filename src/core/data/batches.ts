@@ -1,9 +1,11 @@
 import { decodePng, isPng, type DecodedImage } from './png';
 import { preprocessInto, type PreprocessSpec } from './preprocess';
 import { DatasetError, type ImageFile } from './image-set';
+import { decodeNpySample, isNpy } from './npy';
 
 export async function decodeImage(file: ImageFile): Promise<DecodedImage> {
   if (isPng(file.bytes)) return decodePng(file.bytes);
+  if (isNpy(file.bytes)) return decodeNpySample(file.bytes, file.path);
   if (file.bytes[0] === 0xff && file.bytes[1] === 0xd8) throw new DatasetError(`${file.path}: JPEG images are not supported yet; convert them to PNG`);
   throw new DatasetError(`${file.path}: not a PNG or JPEG image`);
 }

@@ -18,7 +18,7 @@ export class DatasetError extends Error {
   override name = 'DatasetError';
 }
 
-const IMAGE_EXT = /\.(png|jpe?g)$/i;
+const IMAGE_EXT = /\.(png|jpe?g|npy)$/i;
 
 export function isImagePath(path: string): boolean {
   return IMAGE_EXT.test(path) && !path.split('/').some((p) => p.startsWith('.'));

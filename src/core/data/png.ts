@@ -13,9 +13,10 @@ export interface DecodedImage {
   width: number;
   height: number;
   channels: 1 | 2 | 3 | 4;
-  bitDepth: 8 | 16;
-  /** Row-major, channels interleaved; 16-bit samples as Uint16Array. */
-  data: Uint8Array | Uint16Array;
+  /** 32: float samples already in [0, 1] (from .npy arrays). */
+  bitDepth: 8 | 16 | 32;
+  /** Row-major, channels interleaved; 16-bit samples as Uint16Array, float samples as Float32Array. */
+  data: Uint8Array | Uint16Array | Float32Array;
   /** Set when the file is an APNG; only the default image is decoded. */
   animated?: boolean;
 }

@@ -26,7 +26,7 @@ export class PreprocessError extends Error {
 
 /** Reads one pixel channel in [0, 1], converting grey↔RGB (ITU-R 601 luma) and ignoring alpha. */
 function sampler(img: DecodedImage, channels: 1 | 3): (x: number, y: number, c: number) => number {
-  const full = img.bitDepth === 16 ? 65535 : 255;
+  const full = img.bitDepth === 32 ? 1 : img.bitDepth === 16 ? 65535 : 255;
   const { data, width } = img;
   const ic = img.channels;
   const colour = ic >= 3;
