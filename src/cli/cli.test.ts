@@ -180,6 +180,23 @@ describe('lowbit quantize --plan and --calib-size', () => {
     expect(bad.stderr).toMatch(/expected an N×C×H×W array, got shape \(4, 28, 28\)/);
   }, 120_000);
 
+  it('validation images without class folders give fidelity to the float model instead of accuracy', async () => {
+    const reportPath = join(tmp, 'fidelity.json');
+    // the calibration folder is flat: as "validation" it has no labels
+    const r = await lowbit('quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--calib-size', '32', '--val', `${DEMO}/calib`, '--wbits', '4', '--abits', '8', '-o', join(tmp, 'fid.onnx'), '--report', reportPath);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/no labels: fidelity to the float model on 256 images/);
+    const rep = JSON.parse(readFileSync(reportPath, 'utf8')) as { fp: null; quant: null; fidelity: { quant: { agreement: number; cosine: number; count: number }; exported: { agreement: number; cosine: number } } };
+    expect(rep.fp).toBeNull();
+    expect(rep.quant).toBeNull();
+    expect(rep.fidelity.quant.count).toBe(256);
+    // W4A8 follows the float model closely, but not exactly
+    expect(rep.fidelity.quant.agreement).toBeGreaterThan(0.9);
+    expect(rep.fidelity.quant.cosine).toBeGreaterThan(0.95);
+    expect(rep.fidelity.quant.cosine).toBeLessThan(1);
+    expect(Math.abs(rep.fidelity.exported.agreement - rep.fidelity.quant.agreement)).toBeLessThan(0.02);
+  }, 120_000);
+
   it('rejects a partition edit that does not fit the model, naming it', async () => {
     const planPath = join(tmp, 'bad-edit.plan.json');
     writeFileSync(planPath, JSON.stringify({ method: 'brecq', wbits: 4, abits: 8, headStem8bit: true, iters: 1, partitionEdits: [{ merge: ['layer1', 'nope'] }] }));

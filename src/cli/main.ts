@@ -245,9 +245,16 @@ async function quantize(args: string[]): Promise<void> {
     if (values.report) await writeFile(values.report, JSON.stringify(report, null, 2));
     if (values.json) console.log(JSON.stringify(report));
     else {
-      console.log(`FP        top-1 ${pct(report.fp?.top1)}`);
-      console.log(`quantized top-1 ${pct(report.quant?.top1)}  (W${plan.wbits}A${plan.abits ?? 32}, ${plan.method})`);
-      console.log(`exported  top-1 ${pct(report.exported?.top1)}  → ${values.output}`);
+      if (report.fidelity) {
+        const f = report.fidelity;
+        console.log(`no labels: fidelity to the float model on ${f.exported.count} images`);
+        console.log(`quantized top-1 agreement ${pct(f.quant.agreement)}, output cosine ${f.quant.cosine.toFixed(4)}  (W${plan.wbits}A${plan.abits ?? 32}, ${plan.method})`);
+        console.log(`exported  top-1 agreement ${pct(f.exported.agreement)}, output cosine ${f.exported.cosine.toFixed(4)}  → ${values.output}`);
+      } else {
+        console.log(`FP        top-1 ${pct(report.fp?.top1)}`);
+        console.log(`quantized top-1 ${pct(report.quant?.top1)}  (W${plan.wbits}A${plan.abits ?? 32}, ${plan.method})`);
+        console.log(`exported  top-1 ${pct(report.exported?.top1)}  → ${values.output}`);
+      }
     }
   } finally {
     process.off('SIGINT', onSigint);

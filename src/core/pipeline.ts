@@ -8,7 +8,7 @@ import { ImageBatches } from './data/batches';
 import { DatasetError, labelImages, type ImageFile } from './data/image-set';
 import type { PreprocessSpec } from './data/preprocess';
 import { ModelSession } from './eval/runtime';
-import { evaluateAccuracy, type Accuracy } from './eval/accuracy';
+import { collectLogits, evaluateAccuracy, fidelity, type Accuracy, type Fidelity } from './eval/accuracy';
 import { collectRanges, sampleActivations, type Range } from './quant/calibrate';
 import { dequantizeTensor, lpSearchPerTensor, minMaxPerTensor, type Bits, type QuantParams } from './quant/quantizer';
 import { roundToNearest } from './methods/rtn';
@@ -65,6 +65,8 @@ export interface RunReport {
   readonly quant: Accuracy | null;
   /** The exported model as ONNX Runtime deploys it (full optimisation, fused integer kernels). */
   readonly exported: Accuracy | null;
+  /** With unlabelled validation images: agreement with the float model instead of accuracy. */
+  readonly fidelity: { readonly quant: Fidelity; readonly exported: Fidelity } | null;
   readonly layers: readonly LayerReport[];
   /** Block methods: how well each reconstructed block reproduces the float model's output on the calibration set. */
   readonly blocks: readonly BlockMetrics[];
@@ -158,19 +160,27 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   const bs = batchSizeFor(summary, input.preprocess);
   if (input.calib.length === 0) throw new DatasetError('no calibration images were given');
   const val = input.val.length ? labelImages(input.val.map((f) => f.path), input.classNames) : null;
-  if (val && !val.classes) throw new DatasetError('the validation images have no class sub-folders, so accuracy cannot be measured');
+  // validation images without class folders still tell how faithful the quantized model is
+  const labelled = val?.classes ? val : null;
   const valByPath = new Map(input.val.map((f) => [f.path, f]));
   const valFiles = val ? val.images.map((im) => valByPath.get(im.path)!) : [];
-  const labels = val ? val.images.map((im) => im.label!) : [];
+  const labels = labelled ? labelled.images.map((im) => im.label!) : [];
   const valBatches = new ImageBatches(valFiles, input.preprocess, bs);
   const calibBatches = new ImageBatches([...input.calib].sort((a, b) => a.path.localeCompare(b.path)), input.preprocess, bs);
+  if (val && !labelled) emit({ type: 'warning', message: 'the validation images have no class sub-folders: the report gives fidelity to the float model (top-1 agreement, output cosine) instead of accuracy' });
 
+  let fpLogits: { data: Float32Array; classes: number } | null = null;
+  const fidelities: Partial<Record<'quant' | 'exported', Fidelity>> = {};
   const evaluate = async (bytes: Uint8Array, optimization: 'none' | 'all', name: Stage): Promise<Accuracy | null> => {
     if (!val) return null;
     return stage(name, async (progress) => {
       const session = await ModelSession.create(bytes, optimization);
       try {
-        return await evaluateAccuracy(session, valBatches, labels, progress, signal);
+        if (labelled) return await evaluateAccuracy(session, valBatches, labels, progress, signal);
+        const logits = await collectLogits(session, valBatches, progress, signal);
+        if (name === 'fp-eval') fpLogits = logits;
+        else if (fpLogits) fidelities[name === 'quant-eval' ? 'quant' : 'exported'] = fidelity(fpLogits, logits);
+        return null;
       } finally {
         await session.release();
       }
@@ -288,6 +298,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     fp,
     quant,
     exported: exportedAcc,
+    fidelity: fidelities.quant && fidelities.exported ? { quant: fidelities.quant, exported: fidelities.exported } : null,
     layers: layerReports,
     blocks: blockReports,
     activations: [...activations].map(([tensor, p]) => ({ tensor, bits: p.bits, min: ranges.get(tensor)!.min, max: ranges.get(tensor)!.max, scale: p.scale[0]!, zeroPoint: p.zeroPoint[0]! })),

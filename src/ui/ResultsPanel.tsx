@@ -39,6 +39,11 @@ export function ResultsPanel({ dark }: { dark: boolean }) {
           </div>
         ))}
       </div>
+      {report.fidelity && (
+        <p className="hint" data-testid="fidelity">
+          {`No labels: fidelity to the float model on ${report.fidelity.exported.count} images. Exported model: top-1 agreement ${(report.fidelity.exported.agreement * 100).toFixed(2)}%, output cosine ${report.fidelity.exported.cosine.toFixed(4)}.`}
+        </p>
+      )}
       <h3>Weight SQNR per layer</h3>
       <LayerChart layers={report.layers} dark={dark} />
       {report.blocks.length > 0 && (
