@@ -15,6 +15,7 @@ import { roundToNearest } from './methods/rtn';
 import { adaroundModel } from './methods/adaround-model';
 import { createGemm } from './backends/cpu/wasm/gemm';
 import { exportQdq, type QuantizedWeight } from './export/qdq';
+import { weightHistogram, type WeightHistogram } from './quant/weight-histogram';
 import { editedPartition } from './graph/partition';
 import { learnActivationSteps, reconstructWeights, type BlockMetrics, type ReconstructionInput } from './methods/reconstruct';
 import { WasmConvPool } from './engine/conv-engine';
@@ -48,6 +49,8 @@ export interface LayerReport {
   readonly wbits: number;
   /** Signal-to-quantization-noise ratio of the weight, in dB. */
   readonly weightSqnrDb: number;
+  /** The weights in step units before quantization, and the codes after. */
+  readonly histogram: WeightHistogram;
 }
 
 export interface RunReport {
@@ -280,6 +283,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     name: w.layer.name,
     wbits: w.params.bits,
     weightSqnrDb: sqnrDb(tensorToFloat32(w.layer.weightTensor), dequantizeTensor(w.codes, w.layer.weightDims, w.params)),
+    histogram: weightHistogram(tensorToFloat32(w.layer.weightTensor), w.layer.weightDims, w.codes, w.params),
   }));
 
   const exported = await stage('export', async () => encodeModel(exportQdq({ model: canonical, weights, activations, weightFormat: input.weightFormat ?? 'integer' })));

@@ -1,6 +1,7 @@
 import { useEffect, useMemo } from 'react';
 import { useStudio } from '../state/store';
 import { LayerChart } from './LayerChart';
+import { WeightHistogramChart } from './WeightHistogramChart';
 import type { Accuracy } from '../core/eval/accuracy';
 
 const pct = (a: Accuracy | null): string => (a ? `${(a.top1 * 100).toFixed(2)}%` : 'n/a');
@@ -46,6 +47,8 @@ export function ResultsPanel({ dark }: { dark: boolean }) {
       )}
       <h3>Weight SQNR per layer</h3>
       <LayerChart layers={report.layers} dark={dark} />
+      <h3>Weights before and after</h3>
+      <WeightHistogramChart layers={report.layers} dark={dark} />
       {report.blocks.length > 0 && (
         <>
           <h3>Block outputs after reconstruction</h3>
