@@ -197,6 +197,15 @@ describe('lowbit quantize --plan and --calib-size', () => {
     expect(Math.abs(rep.fidelity.exported.agreement - rep.fidelity.quant.agreement)).toBeLessThan(0.02);
   }, 120_000);
 
+  it('lowbit bench lists the benchmarks and refuses an unknown one', async () => {
+    const list = await lowbit('bench');
+    expect(list.code).toBe(0);
+    for (const name of ['gemm', 'conv', 'methods', 'mixed-precision', 'onnx-decode']) expect(list.stdout).toMatch(new RegExp(`^${name} `, 'm'));
+    const bad = await lowbit('bench', 'nope');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/unknown benchmark "nope"/);
+  });
+
   it('rejects a partition edit that does not fit the model, naming it', async () => {
     const planPath = join(tmp, 'bad-edit.plan.json');
     writeFileSync(planPath, JSON.stringify({ method: 'brecq', wbits: 4, abits: 8, headStem8bit: true, iters: 1, partitionEdits: [{ merge: ['layer1', 'nope'] }] }));

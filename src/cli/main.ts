@@ -39,6 +39,7 @@ const USAGE = `usage:
                   [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
                   [--seed N] [--calib-size N] [--checkpoint DIR]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
+  lowbit bench [NAME [ARGS…]]      (no NAME: the list)
   lowbit search MODEL --calib DIR --budget size=MB|bitops=G|latency=MS [--bits 2,4,8] [--mode cheap|reconstructed] [--iters N]
                   [--abits N|none] [--latency-table FILE.json] [--method M] [--head-stem-8bit] [--seed N] [--calib-size N]
                   [--front N] [preprocessing] -o PLAN.json [--report SEARCH.json] [--json]
@@ -434,6 +435,35 @@ async function readJsonFile(path: string, what: string): Promise<unknown> {
   }
 }
 
+/** The benchmarks of bench/ (each writes its table to stdout; the figures belong in bench/RESULTS.md). */
+const BENCHES: Readonly<Record<string, string>> = {
+  gemm: 'SGEMM GFLOP/s (SIMD and relaxed SIMD)',
+  conv: 'convolution forward and gradients, 1 and 2 threads, against ONNX Runtime Web',
+  'onnx-decode': 'decode time and memory of an ONNX file',
+  rtn: 'round-to-nearest on the demo at several bit widths',
+  adaround: 'AdaRound against round-to-nearest on the demo, and its iteration speed',
+  methods: 'the methods’ quality table on the demo (long)',
+  'mixed-precision': 'mixed precision against uniform precision on the demo',
+  webgpu: 'WebGPU kernels (needs a browser with WebGPU)',
+};
+const BENCH_FILES: Readonly<Record<string, string>> = { rtn: 'rtn-demo', adaround: 'adaround-demo' };
+
+/** `lowbit bench [NAME [ARGS…]]`: lists the benchmarks, or runs one in a child process with the same flags as the CLI. */
+async function bench(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (!name || name === '--list') {
+    for (const [k, v] of Object.entries(BENCHES)) console.log(`${k.padEnd(16)} ${v}`);
+    return 0;
+  }
+  if (!BENCHES[name]) throw new UsageError(`unknown benchmark "${name}"; lowbit bench lists them`);
+  const file = join(dirname(new URL(import.meta.url).pathname), '../../bench', `${BENCH_FILES[name] ?? name}.ts`);
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', file, ...rest], { stdio: 'inherit' });
+    child.on('exit', (code, signal) => resolve(signal ? 130 : (code ?? 1)));
+  });
+}
+
 const BAD_INPUT = [BudgetError, CostError, SensitivityError, CheckpointError, ShapeError, PartitionError, UnsupportedOpError, UsageError, OnnxDecodeError, DatasetError, PreprocessError, PlanError, ModelInputError, LabelMismatchError, UnsupportedTensorError, ImageDecodeError];
 
 export async function main(argv: string[]): Promise<number> {
@@ -452,6 +482,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'search':
         await search(rest);
         return 0;
+      case 'bench':
+        return await bench(rest);
       case undefined:
       case '-h':
       case '--help':
