@@ -33,6 +33,7 @@ interface Project {
 const empty = (): Project => ({ model: null, modelName: null, external: new Map(), summary: null, calib: [], val: [], classNames: null, preprocess: null, warnings: [] });
 let project = empty();
 let controller: AbortController | null = null;
+const BROWSER_MEMORY_BUDGET = 3 * 2 ** 30;
 
 function info(): ProjectInfo {
   let classes: readonly string[] | null = project.classNames;
@@ -215,6 +216,8 @@ async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Pr
     plan,
     ...(project.classNames ? { classNames: project.classNames } : {}),
     ...(BLOCK_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
+    // a tab has about 4 GB: the caches adapt (fewer calibration images) rather than crash it
+    memoryBudgetBytes: BROWSER_MEMORY_BUDGET,
   };
   try {
     const t0 = performance.now();

@@ -206,6 +206,22 @@ describe('lowbit quantize --plan and --calib-size', () => {
     expect(bad.stderr).toMatch(/unknown benchmark "nope"/);
   });
 
+  it('prints its estimate first; under a memory budget it calibrates on a subset that fits, or refuses', async () => {
+    const args = ['quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--method', 'brecq', '--iters', '1', '--abits', 'none', '-o', join(tmp, 'budget.onnx'), '--report', join(tmp, 'budget.json')];
+    const fits = await lowbit(...args, '--memory-budget', '20');
+    expect(fits.code).toBe(0);
+    expect(fits.stderr).toMatch(/estimated: .*of calibration caches/);
+    const m = /using (\d+) of the 256 calibration images, so that the caches stay within 20 MB/.exec(fits.stderr);
+    expect(m).not.toBeNull();
+    const used = Number(m![1]);
+    expect(used).toBeGreaterThanOrEqual(32);
+    expect(used).toBeLessThan(256);
+    expect((JSON.parse(readFileSync(join(tmp, 'budget.json'), 'utf8')) as { calibration: { images: number } }).calibration.images).toBe(used);
+    const refused = await lowbit(...args, '--memory-budget', '5');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/this run needs .* more than the 5 MB it may use/);
+  }, 300_000);
+
   it('rejects a partition edit that does not fit the model, naming it', async () => {
     const planPath = join(tmp, 'bad-edit.plan.json');
     writeFileSync(planPath, JSON.stringify({ method: 'brecq', wbits: 4, abits: 8, headStem8bit: true, iters: 1, partitionEdits: [{ merge: ['layer1', 'nope'] }] }));

@@ -37,7 +37,7 @@ const USAGE = `usage:
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|nwq|decoupleq] [--taps block|layer] [--wbits N] [--abits N|none]
                   [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
-                  [--seed N] [--calib-size N] [--checkpoint DIR]
+                  [--seed N] [--calib-size N] [--checkpoint DIR] [--memory-budget MB]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
   lowbit bench [NAME [ARGS…]]      (no NAME: the list)
   lowbit search MODEL --calib DIR --budget size=MB|bitops=G|latency=MS [--bits 2,4,8] [--mode cheap|reconstructed] [--iters N]
@@ -186,6 +186,7 @@ async function quantize(args: string[]): Promise<void> {
       taps: { type: 'string' },
       fisher: { type: 'boolean' },
       checkpoint: { type: 'string' },
+      'memory-budget': { type: 'string' },
       scale: { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
@@ -228,6 +229,8 @@ async function quantize(args: string[]): Promise<void> {
   const classNames = await readLabels(values.labels);
   const val = values.val ? await readImageFolder(values.val, classNames) : [];
   const checkpoints = values.checkpoint ? folderCheckpoints(values.checkpoint) : undefined;
+  const budgetMb = values['memory-budget'] === undefined ? undefined : Number(values['memory-budget']);
+  if (budgetMb !== undefined && !(budgetMb > 0)) throw new UsageError('--memory-budget takes a size in MB');
   if (checkpoints && !BLOCK_METHODS.includes(plan.method)) throw new UsageError(`--checkpoint works with the block methods (${BLOCK_METHODS.join(', ')}), not ${plan.method}`);
   const controller = new AbortController();
   const onSigint = (): void => {
@@ -237,7 +240,7 @@ async function quantize(args: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   try {
     const { report, exported } = await runQuantization(
-      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}), ...(checkpoints ? { checkpoints } : {}) },
+      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}), ...(checkpoints ? { checkpoints } : {}), ...(budgetMb ? { memoryBudgetBytes: budgetMb * 2 ** 20 } : {}) },
       terminalReporter(process.stderr, values.json === true),
       controller.signal,
     );

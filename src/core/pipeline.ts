@@ -22,6 +22,8 @@ import { WasmConvPool } from './engine/conv-engine';
 import { decoupleqModel } from './methods/decoupleq';
 import { nwqModel } from './methods/nwq';
 import { checkpointKey, type CheckpointStore } from './checkpoint';
+import { calibImagesWithin, estimateRun, formatBytes, formatDuration } from './estimate';
+import { sampleImages } from './data/sample';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
 import { BLOCK_ITERS, BLOCK_METHODS, scaleSearchFor, weightBitsFor, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
@@ -42,6 +44,8 @@ export interface RunInput {
   readonly weightFormat?: 'integer' | 'float';
   /** Block methods save progress here after every block, and resume from what they find. */
   readonly checkpoints?: CheckpointStore;
+  /** Memory the run's caches and buffers may take; over it, fewer calibration images are used (said in a warning), or the run is refused. */
+  readonly memoryBudgetBytes?: number;
 }
 
 export interface LayerReport {
@@ -169,7 +173,21 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
   const valFiles = val ? val.images.map((im) => valByPath.get(im.path)!) : [];
   const labels = labelled ? labelled.images.map((im) => im.label!) : [];
   const valBatches = new ImageBatches(valFiles, input.preprocess, bs);
-  const calibBatches = new ImageBatches([...input.calib].sort((a, b) => a.path.localeCompare(b.path)), input.preprocess, bs);
+  // before any work: what the run will cost, and whether its caches fit the memory it may use
+  const estimate = estimateRun(summary, input.plan, input.calib.length, input.val.length);
+  let calibFiles = input.calib;
+  if (estimate.fromShapes) {
+    emit({ type: 'info', message: `estimated: ${formatDuration(estimate.seconds)}, ${formatBytes(estimate.cacheBytes)} of calibration caches and ${formatBytes(estimate.workBytes)} of working memory` });
+    if (input.memoryBudgetBytes !== undefined) {
+      const fits = calibImagesWithin(summary, input.plan, input.calib.length, input.val.length, input.memoryBudgetBytes);
+      if (fits < Math.min(32, input.calib.length)) throw new ModelInputError(`this run needs ${formatBytes(estimate.cacheBytes + estimate.workBytes)}, more than the ${formatBytes(input.memoryBudgetBytes)} it may use even with 32 calibration images; choose a smaller granularity or another method`);
+      if (fits < input.calib.length) {
+        calibFiles = sampleImages(input.calib, fits, input.plan.seed ?? 0);
+        emit({ type: 'warning', message: `using ${fits} of the ${input.calib.length} calibration images, so that the caches stay within ${formatBytes(input.memoryBudgetBytes)}` });
+      }
+    }
+  }
+  const calibBatches = new ImageBatches([...calibFiles].sort((a, b) => a.path.localeCompare(b.path)), input.preprocess, bs);
   if (val && !labelled) emit({ type: 'warning', message: 'the validation images have no class sub-folders: the report gives fidelity to the float model (top-1 agreement, output cosine) instead of accuracy' });
 
   let fpLogits: { data: Float32Array; classes: number } | null = null;
@@ -296,7 +314,7 @@ export async function runQuantization(input: RunInput, emit: Emit, signal?: Abor
     model: { name: input.modelName, params: summary.params, macs: summary.macs },
     plan,
     preprocess: input.preprocess,
-    calibration: { images: input.calib.length },
+    calibration: { images: calibFiles.length },
     validation: { images: valFiles.length, classes: val?.classes ?? null },
     canonicalize: canonReport,
     fp,

@@ -3,6 +3,7 @@ import type { Bits } from '../core/quant/quantizer';
 import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
 import { PartitionEditor } from './PartitionEditor';
+import { estimateRun, formatBytes, formatDuration } from '../core/estimate';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
@@ -33,6 +34,19 @@ const METHOD_INFO: Record<MethodName, { label: string; explain: string }> = {
     explain: 'QDrop reconstructs each block with its activations already quantized, but randomly lets half of the values through in float. The weights learn to tolerate activation noise, which helps most at 4-bit activations and below.',
   },
 };
+
+/** Time and memory of the run as planned, before it starts. */
+function Estimate() {
+  const { plan, project } = useStudio();
+  if (!project?.summary) return null;
+  const e = estimateRun(project.summary, plan, project.calibImages, project.valImages);
+  if (!e.fromShapes) return <p className="hint">The model's input shape is not fixed: no estimate of time and memory.</p>;
+  return (
+    <p className="estimate" data-testid="estimate">
+      {`Estimate on this machine's class of CPU: about ${formatDuration(e.seconds)}, ${formatBytes(e.cacheBytes + e.workBytes)} of memory.`}
+    </p>
+  );
+}
 
 export function PlanPanel() {
   const { plan, setPlan, run, project, loadPlan, planError } = useStudio();
@@ -136,6 +150,7 @@ export function PlanPanel() {
           {planError}
         </p>
       )}
+      {project?.summary && <Estimate />}
       <p className="hint">
         {METHOD_INFO[plan.method].explain} Activations: asymmetric unsigned per tensor, after each activation function and residual add, ranges measured with the quantized weights.
       </p>

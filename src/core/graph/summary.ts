@@ -20,6 +20,8 @@ export interface LayerSummary {
   readonly params: number;
   /** Multiply-accumulates per image; null when the shapes could not be measured. */
   readonly macs: number | null;
+  /** Elements of the layer's output per image (what caches of it cost); null when the shapes could not be measured. */
+  readonly outputElements: number | null;
   readonly isFirst: boolean;
   readonly isLast: boolean;
 }
@@ -58,8 +60,9 @@ export function summarizeModel(model: ModelProto): ModelSummary {
   const ops: Record<string, number> = {};
   for (const n of graph.node ?? []) ops[n.opType ?? '?'] = (ops[n.opType ?? '?'] ?? 0) + 1;
   const layers = findQuantLayers(model);
-  const macs = countMacs(model, inputs, layers);
-  const summaries = layers.map((l, i) => ({ name: l.name, kind: l.kind, weightShape: l.weightDims, params: l.params, macs: macs?.[i] ?? null, isFirst: l.isFirst, isLast: l.isLast }));
+  const counts = countMacs(model, inputs, layers);
+  const macs = counts?.macs ?? null;
+  const summaries = layers.map((l, i) => ({ name: l.name, kind: l.kind, weightShape: l.weightDims, params: l.params, macs: macs?.[i] ?? null, outputElements: counts?.outputs[i] ?? null, isFirst: l.isFirst, isLast: l.isLast }));
   const opset = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
   return {
     irVersion: model.irVersion ?? 0,
@@ -75,8 +78,8 @@ export function summarizeModel(model: ModelProto): ModelSummary {
   };
 }
 
-/** MACs per image from inferred shapes at batch 1; null when the shapes cannot be inferred. */
-function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: ReturnType<typeof findQuantLayers>): number[] | null {
+/** MACs and output sizes per image from inferred shapes at batch 1; null when the shapes cannot be inferred. */
+function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: ReturnType<typeof findQuantLayers>): { macs: number[]; outputs: number[] } | null {
   const shapes = new Map(inputs.map((i) => [i.name, i.shape.map((d, k) => (typeof d === 'number' ? d : k === 0 ? 1 : NaN))] as const));
   if ([...shapes.values()].some((s) => s.some(Number.isNaN))) return null;
   let info;
@@ -85,6 +88,7 @@ function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: Ret
   } catch {
     return null;
   }
+  const outputs = layers.map((l) => info.shapes.get(l.node.output![0]!)?.reduce((a, b) => a * b, 1) ?? NaN);
   const macs = layers.map((l) => {
     const out = info.shapes.get(l.node.output![0]!);
     if (!out) return NaN;
@@ -93,7 +97,7 @@ function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: Ret
     if (l.kind === 'conv') return elems * w.slice(1).reduce((a, b) => a * b, 1);
     return elems * (l.kind === 'gemm' && attrInt(l.node, 'transB', 0) ? w[1]! : w[0]!);
   });
-  return macs.some(Number.isNaN) ? null : macs;
+  return macs.some(Number.isNaN) || outputs.some(Number.isNaN) ? null : { macs, outputs };
 }
 
 function blocksOf(model: ModelProto): ModelSummary['blocks'] {
