@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Compiles the AssemblyScript kernels of the CPU backend (src/core/backends/cpu/wasm/assembly)
-// into two WebAssembly builds from the same source:
-//   build/gemm-simd.wasm     SIMD128 only: runs everywhere WebAssembly SIMD does
-//   build/gemm-relaxed.wasm  plus relaxed SIMD (fused f32x4.relaxed_madd); Chromium has it by default,
-//                            Node 20 needs --experimental-wasm-relaxed-simd
+// into four WebAssembly builds from the same source:
+//   build/gemm-simd.wasm        SIMD128 only: runs everywhere WebAssembly SIMD does
+//   build/gemm-relaxed.wasm     plus relaxed SIMD (fused f32x4.relaxed_madd); Chromium has it by default,
+//                               Node 20 needs --experimental-wasm-relaxed-simd
+//   build/gemm-simd-mt.wasm     the same two, importing a shared memory (threads feature), for the
+//   build/gemm-relaxed-mt.wasm  worker pool; they need SharedArrayBuffer (cross-origin isolation)
 // The source switches on the compile-time constant ASC_FEATURE_RELAXED_SIMD, so the flags below are
 // the only difference. Runs before start/build/test (npm pre-scripts); skips the compile when the
 // outputs are newer than every source (pass --force to rebuild anyway).
@@ -20,11 +22,16 @@ const outDir = join(wasmDir, 'build');
 // --runtime stub: no GC and no allocator (the kernels only touch caller-provided memory).
 // --importMemory: the TypeScript loader owns and grows the memory. --use abort=: no env.abort import.
 const common = ['-O3', '--noAssert', '--runtime', 'stub', '--importMemory', '--use', 'abort='];
+// Shared memory must declare a maximum: 65536 pages (4 GiB, all of wasm32). The loader creates
+// its memory with the same or a smaller maximum.
+const shared = ['--sharedMemory', '--maximumMemory', '65536'];
 const builds = [
   { out: 'gemm-simd.wasm', flags: ['--enable', 'simd'] },
   { out: 'gemm-relaxed.wasm', flags: ['--enable', 'simd,relaxed-simd'] },
+  { out: 'gemm-simd-mt.wasm', flags: ['--enable', 'simd,threads', ...shared] },
+  { out: 'gemm-relaxed-mt.wasm', flags: ['--enable', 'simd,relaxed-simd,threads', ...shared] },
 ];
-const entry = join(sourceDir, 'gemm.ts');
+const entry = join(sourceDir, 'index.ts');
 
 async function mtime(path) {
   try {

@@ -447,6 +447,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   adaround: 'AdaRound against round-to-nearest on the demo, and its iteration speed',
   methods: 'the methods’ quality table on the demo (long)',
   'mixed-precision': 'mixed precision against uniform precision on the demo',
+  'ga-optimality': 'how often the mixed-precision genetic search reaches the brute-force optimum',
   webgpu: 'WebGPU kernels (needs a browser with WebGPU)',
 };
 const BENCH_FILES: Readonly<Record<string, string>> = { rtn: 'rtn-demo', adaround: 'adaround-demo' };

@@ -19,7 +19,7 @@ export interface RunEstimate {
 }
 
 /** Effective GFLOP/s of a reconstruction iteration (forward, both gradients, element-wise work, Adam), one thread. */
-export const ENGINE_GFLOPS = 2;
+export const ENGINE_GFLOPS = 8;
 /** ONNX Runtime Web's WASM backend on a batch, one thread. */
 export const ORT_GFLOPS = 15;
 

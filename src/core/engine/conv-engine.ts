@@ -19,26 +19,18 @@ export const referenceConv: ConvFactory = (attrs, bias) => ({
 });
 
 /**
- * WASM kernel instances for the convolutions of one block at a time. Each convolution needs an
- * instance of its own, because a GemmConv lays its buffers out in its instance's memory once and
- * reuses them every iteration; blocks run one after another, so instances are reused across blocks.
+ * The WASM kernels for every convolution of the programs a run compiles: one kernel instance (one
+ * linear memory, one thread pool) shared by all of them. A GemmConv copies its tensors in and out
+ * on each call and re-lays its buffers out when another one used the arena in between, so sharing
+ * costs a few bump allocations per call and keeps one set of worker threads per run.
  */
 export class WasmConvPool {
-  private readonly gemms: Gemm[] = [];
+  private gemm: Promise<Gemm> | null = null;
 
-  /** A factory with `count` instances ready: program compilation is synchronous. */
-  async factory(count: number): Promise<ConvFactory> {
-    while (this.gemms.length < count) this.gemms.push(await createGemm());
-    let next = 0;
-    return (attrs, bias) => {
-      const gemm = this.gemms[next++];
-      if (!gemm) throw new Error(`WasmConvPool: more than the ${count} convolutions announced`);
-      const fast = new GemmConv(gemm, attrs, bias);
-      return {
-        forward: (x, w) => fast.forward(x, w),
-        weightGrad: (x, w, dy) => fast.weightGrad(x, w, dy),
-        inputGrad: (x, w, dy) => conv2dBackward(x, w, dy, attrs).dx,
-      };
-    };
+  /** A factory for the convolutions of one program (compilation is synchronous, the instance is made ahead). */
+  async factory(): Promise<ConvFactory> {
+    this.gemm ??= createGemm();
+    const gemm = await this.gemm;
+    return (attrs, bias) => new GemmConv(gemm, attrs, bias);
   }
 }

@@ -283,7 +283,7 @@ describe.each(selected)('%s', (name) => {
     const pool = new WasmConvPool();
     let worst = 0;
     for (const block of blocks) {
-      const program = BlockProgram.compile(canonical, block, layers, await pool.factory(block.nodes.length));
+      const program = BlockProgram.compile(canonical, block, layers, await pool.factory());
       const weights = program.slots.map((sl) => sl.weight);
       const tape = program.forward(ref.get(block.input)!, weights);
       const want = ref.get(block.output)!;

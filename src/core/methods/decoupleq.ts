@@ -306,7 +306,7 @@ async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done
   for (const [bi, block] of blocks.entries()) {
     if (block.layers.length === 0) continue;
     throwIfAborted(signal);
-    const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+    const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
     const prefix = exportQdq({ model, weights: done.filter((w) => !block.layers.includes(w.layer.name)), activations: new Map(), weightFormat: 'float' });
     const xs = (await captureTensors(prefix, [block.input], calib, signal)).get(block.input)!;
     const target = (await captureTensors(model, [block.output], calib, signal)).get(block.output)!;

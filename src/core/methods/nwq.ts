@@ -137,7 +137,7 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
     input: graph.input![0]!.name!,
     output: graph.output![0]!.name!,
   };
-  const program = BlockProgram.compile(model, whole, layers, await input.convs.factory(whole.nodes.length));
+  const program = BlockProgram.compile(model, whole, layers, await input.convs.factory());
   const roundings: Rounding[] = program.slots.map((slot) => {
     const bits = input.bitsFor(slot.layer);
     const params = (input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric)(slot.weight.data, slot.weight.shape, 0, bits);

@@ -201,7 +201,7 @@ async function fisherWeights(input: ReconstructionInput, block: Block, program: 
     model,
     { id: `${block.id}→output`, kind: 'net', layers: layers.filter((l) => afterLayers.has(l.name)).map((l) => l.name), nodes: [...afterLayers], input: block.output, output },
     layers,
-    await input.convs.factory(after.length + block.nodes.length),
+    await input.convs.factory(),
   );
   const fpLogits = (await captureTensors(model, [output], calib, signal)).get(output)!;
   const n = quantIn.shape[0]!;
@@ -285,7 +285,7 @@ export async function reconstructWeights(
     if (bi < from) continue;
     throwIfAborted(signal);
     const t0 = performance.now();
-    const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+    const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
     const slots = program.slots.map((slot): SlotState => {
       const bits = input.bitsFor(slot.layer);
       const search = input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric;
@@ -408,7 +408,7 @@ export async function learnActivationSteps(
   const active = work.map((block) => ({ block, outputs: outputsOf(block) })).filter(({ outputs }) => [...acts.keys()].some((t) => outputs.has(t)));
   for (const [bi, { block }] of active.entries()) {
     throwIfAborted(signal);
-    const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+    const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
     const quantizers = new Map([...acts].filter(([t]) => program.produced.has(t) && t !== block.input).map(([t, p]) => [t, actQuantizer(t, p)]));
     const hard = program.slots.map((s) => {
       const w = byLayer.get(s.layer.name);

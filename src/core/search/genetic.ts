@@ -5,20 +5,23 @@ import { compileProxy, type SensitivityTable } from './sensitivity';
 /**
  * BRECQ's genetic search for per-layer bit widths (algorithms.md §3.5): minimise the proxy loss
  * subject to cost ≤ budget. Settings from the paper: population 50, 100 generations, mutation
- * probability 0.1. The paper does not give the operators; this one follows the evolutionary
- * search of single-path one-shot NAS, which BRECQ's setting matches:
+ * probability 0.1. The paper does not give the operators; these were chosen by measuring how
+ * often the search reaches the brute-force optimum (3^10 configurations) of the demo model's table
+ * and of random tables at 31 budgets each (bench/RESULTS.md, "Mixed precision"):
  *
- * - selection: truncation. The 10 best individuals of a generation are its parents and survive
- *   unchanged (elitism), so the best proxy never gets worse.
- * - 20 mutants: a random parent with each gene, with probability 0.1, redrawn from that gene's
- *   allowed widths.
- * - 20 crossovers: two random parents, each gene from either with probability 1/2 (uniform).
+ * - selection: truncation. The 25 best individuals of a generation are the parents; the 10 best
+ *   survive unchanged (elitism), so the best proxy never gets worse.
+ * - mutation: each gene, with probability 0.1, moves to another of its allowed widths (drawn
+ *   uniformly among the others).
+ * - 20 mutants: a random parent, mutated.
+ * - 20 crossovers: two random parents, each gene from either with probability 1/2 (uniform
+ *   crossover), then mutated.
  * - a child over the budget, or already in the population, is discarded and another drawn, up to
  *   ten tries per place; the population may then be smaller for a generation.
  *
  * The first population holds the cheapest configuration, every uniform configuration within the
- * budget, two greedy configurations (see `greedySeeds`), and random ones pushed under the budget
- * by lowering random genes one step at a time.
+ * budget, greedy configurations (see `greedySeeds`), and random ones pushed under the budget by
+ * lowering random genes one step at a time.
  * Every random choice comes from `rng(seed)`: the same inputs and seed give the same result.
  */
 
@@ -27,12 +30,16 @@ export interface GeneticOptions {
   readonly generations?: number;
   /** Per-gene mutation probability. */
   readonly mutation?: number;
-  /** Truncation: how many of the best are parents (and survive). */
+  /** Truncation: how many of the best are parents. */
   readonly parents?: number;
+  /** How many of the best survive unchanged into the next generation. */
+  readonly elites?: number;
   readonly seed?: number;
+  /** Seed the first population with greedy configurations (default true; off only to measure what they bring). */
+  readonly greedy?: boolean;
 }
 
-export const GA_DEFAULTS = { population: 50, generations: 100, mutation: 0.1, parents: 10, seed: 0 } as const;
+export const GA_DEFAULTS = { population: 50, generations: 100, mutation: 0.1, parents: 25, elites: 10, seed: 0, greedy: true } as const;
 
 /**
  * A search space: `options[g]` lists the choices gene g may take (indices into whatever the
@@ -131,7 +138,7 @@ export function geneticSearch(space: SearchSpace, budget: number, options: Genet
     return true;
   };
   add(make(Uint8Array.from(cheapest)));
-  for (const g of greedySeeds(space, budget)) add(make(g));
+  if (o.greedy) for (const g of greedySeeds(space, budget)) add(make(g));
   const allChoices = [...new Set(space.options.flat())].sort((a, b) => a - b);
   for (const c of allChoices) {
     const g = Uint8Array.from(space.options.map((opts, i) => (opts.includes(c) ? c : cheapest[i]!)));
@@ -142,8 +149,17 @@ export function geneticSearch(space: SearchSpace, budget: number, options: Genet
   }
 
   const history: number[] = [];
-  const nMut = Math.floor((o.population - o.parents) / 2);
-  const nCross = o.population - o.parents - nMut;
+  const elites = Math.min(o.elites, o.parents);
+  const nMut = Math.floor((o.population - elites) / 2);
+  const nCross = o.population - elites - nMut;
+  const mutate = (g: Uint8Array): Uint8Array => {
+    for (let i = 0; i < genes; i++) {
+      if (rand() >= o.mutation) continue;
+      const others = space.options[i]!.filter((k) => k !== g[i]);
+      if (others.length) g[i] = pick(others);
+    }
+    return g;
+  };
   for (let gen = 0; gen <= o.generations; gen++) {
     population.sort(byFitness);
     history.push(population[0]!.loss);
@@ -151,34 +167,35 @@ export function geneticSearch(space: SearchSpace, budget: number, options: Genet
     const parents = population.slice(0, o.parents);
     population = [];
     members.clear();
-    for (const p of parents) add(p);
+    for (const p of parents.slice(0, elites)) add(p);
     let made = 0;
     for (let tries = 0; made < nMut && tries < nMut * 10; tries++) {
-      const g = Uint8Array.from(pick(parents).genome);
-      for (let i = 0; i < genes; i++) if (rand() < o.mutation) g[i] = pick(space.options[i]!);
-      if (add(make(g))) made++;
+      if (add(make(mutate(Uint8Array.from(pick(parents).genome))))) made++;
     }
     made = 0;
     for (let tries = 0; made < nCross && tries < nCross * 10; tries++) {
       const a = pick(parents).genome;
       const b = pick(parents).genome;
-      const g = a.map((x, i) => (rand() < 0.5 ? x : b[i]!));
-      if (add(make(g))) made++;
+      if (add(make(mutate(a.map((x, i) => (rand() < 0.5 ? x : b[i]!)))))) made++;
     }
+    // nothing new fitted: carry the parents over
+    if (population.length === 0) for (const p of parents) add(p);
   }
   const best = population[0]!;
   return { genome: [...best.genome], loss: best.loss, cost: best.cost, history, evaluated: seen.size };
 }
 
 /**
- * Two knapsack-style greedy configurations that seed the first population: lowering from the
- * dearest configuration, and raising from the cheapest, one gene one step at a time, always the
- * step with the best loss change per unit of cost, while it fits the budget. Single steps cannot
- * trade one large layer against several small ones (every such move passes through an infeasible
- * configuration, which the search discards), so without these seeds the search can miss an
- * optimum that sits far from the random starts.
+ * Knapsack-style greedy configurations that seed the first population. From the dearest and from
+ * each uniform configuration: lower one gene one step at a time, the step adding the least loss
+ * per unit of cost saved, or, once a single step can meet the budget, the one of those adding the
+ * least loss; then raise one step at a time, the step removing the most loss per unit of cost,
+ * while it fits. And raising alone from the cheapest. A genetic search moves by small random
+ * steps, and trading one large layer against several small ones passes through configurations
+ * over the budget, which it discards: without these seeds it missed the optimum at some budgets
+ * by up to 2.2× on the demo model's table (bench/RESULTS.md).
  */
-function greedySeeds(space: SearchSpace, budget: number): Uint8Array[] {
+export function greedySeeds(space: SearchSpace, budget: number): Uint8Array[] {
   const genes = space.options.length;
   const sorted = space.options.map((opts, i) => [...opts].sort((a, b) => space.cost[i]![a]! - space.cost[i]![b]!));
   const step = (g: Uint8Array, i: number, dir: 1 | -1): number | undefined => {
@@ -191,6 +208,8 @@ function greedySeeds(space: SearchSpace, budget: number): Uint8Array[] {
     let loss = space.loss(g);
     for (let guard = 0; guard < genes * 16 && !until(cost); guard++) {
       let best: { i: number; to: number; score: number; cost: number; loss: number } | null = null;
+      /** Lowering: the step that alone meets the budget at the least loss, when there is one. */
+      let finish: { i: number; to: number; cost: number; loss: number } | null = null;
       for (let i = 0; i < genes; i++) {
         const to = step(g, i, dir);
         if (to === undefined) continue;
@@ -204,20 +223,27 @@ function greedySeeds(space: SearchSpace, budget: number): Uint8Array[] {
         // lowering: the least loss added per cost saved; raising: the most loss removed per cost added
         const score = (l - loss) / dc;
         if (!best || score < best.score) best = { i, to, score, cost: c, loss: l };
+        if (dir === -1 && until(c) && (!finish || l < finish.loss)) finish = { i, to, cost: c, loss: l };
       }
-      if (!best || (dir === 1 && best.loss >= loss)) break;
-      g[best.i] = best.to;
-      cost = best.cost;
-      loss = best.loss;
+      const take = finish ?? best;
+      if (!take || (dir === 1 && take.loss >= loss)) break;
+      g[take.i] = take.to;
+      cost = take.cost;
+      loss = take.loss;
     }
     return g;
   };
   const fits = (c: number): boolean => within(c, budget);
-  const down = climb(Uint8Array.from(dearestGenome(space)), -1, () => true, fits);
-  // after lowering, spend what is left of the budget
-  const topped = climb(Uint8Array.from(down), 1, fits, () => false);
-  const up = climb(Uint8Array.from(cheapestGenome(space)), 1, fits, () => false);
-  return [down, topped, up].filter((g) => fits(totalCost(space, g)));
+  const cheapest = cheapestGenome(space);
+  const starts = [dearestGenome(space), ...[...new Set(space.options.flat())].map((c) => space.options.map((opts, i) => (opts.includes(c) ? c : cheapest[i]!)))];
+  const seeds: Uint8Array[] = [];
+  for (const start of starts) {
+    const down = climb(Uint8Array.from(start), -1, () => true, fits);
+    // after lowering, spend what is left of the budget
+    seeds.push(down, climb(Uint8Array.from(down), 1, fits, () => false));
+  }
+  seeds.push(climb(Uint8Array.from(cheapest), 1, fits, () => false));
+  return seeds.filter((g) => fits(totalCost(space, g)));
 }
 
 export interface FrontPoint<G = number[]> {

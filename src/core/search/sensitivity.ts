@@ -202,7 +202,7 @@ export async function measureSensitivity(input: SensitivityInput, options: Sensi
     throwIfAborted(signal);
     const losses: number[] = [];
     if (options.mode === 'cheap') {
-      const program = BlockProgram.compile(model, block, layers, await input.convs.factory(block.nodes.length));
+      const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
       const cap = await captureTensors(model, [block.input, block.output], calib, signal);
       const cheap = new CheapBlock(program, cap.get(block.input)!, cap.get(block.output)!, scale);
       for (const e of entries) {
@@ -233,7 +233,8 @@ export async function measureSensitivity(input: SensitivityInput, options: Sensi
         );
         const m = r.blocks[0];
         if (!m) throw new SensitivityError(`block "${block.id}" was not reconstructed`);
-        losses.push(Number.isFinite(m.sqnrDb) ? 10 ** (-m.sqnrDb / 10) : 0);
+        // SQNR +∞: no error; −∞: an all-zero target (counted as 100% error, which keeps the table JSON)
+        losses.push(Number.isFinite(m.sqnrDb) ? 10 ** (-m.sqnrDb / 10) : m.sqnrDb > 0 ? 0 : 1);
         emit({ type: 'progress', phase: 'sensitivity', done: ++done, total });
       }
     }

@@ -1,16 +1,20 @@
-import type { Gemm } from './wasm/gemm';
-import { conv2dBackward, conv2dForward, type Conv2dAttrs, type Nd } from './reference';
+import type { ConvPass, ConvShape, Gemm } from './wasm/gemm';
+import type { Conv2dAttrs, Nd } from './reference';
 
 /**
- * Convolution as im2col + SGEMM, forward and weight gradient: the two passes layer-wise
- * reconstruction needs. Columns of the last forward are kept for the weight gradient of the same
- * batch, and every buffer is reused across iterations: nothing is allocated once sizes are stable.
- * Grouped convolutions fall back to the reference kernels for now.
+ * A convolution layer on the WebAssembly kernels: forward, input gradient and weight gradient,
+ * for dense, grouped and depthwise convolutions (gemm.conv2dPtr: im2col/col2im + SGEMM chunk by
+ * chunk, or the direct depthwise kernel), on the Gemm's threads.
+ *
+ * Tensors are copied into the Gemm's memory on every call and results copied out, so callers
+ * keep plain Float32Arrays; the buffers are laid out once per geometry and reused, so nothing is
+ * allocated in wasm memory once sizes are stable. The layout is made after a `gemm.reset()`, so
+ * one GemmConv owns its Gemm's arena while it runs; a GemmConv that finds the arena reset by
+ * someone else (gemm.epoch changed) lays its buffers out again instead of using stale offsets.
  */
 export class GemmConv {
   /** Byte offsets of this layer's buffers in the Gemm's memory, laid out once per geometry. */
-  private layout: { key: string; x: number; col: number; w: number; y: number; dy: number; dw: number } | null = null;
-  private colFor: Float32Array | null = null;
+  private layout: { key: string; epoch: number; x: number; w: number; bias: number; y: number; dy: number; dx: number; dw: number } | null = null;
 
   constructor(
     private readonly gemm: Gemm,
@@ -18,73 +22,59 @@ export class GemmConv {
     private readonly bias: Nd | null,
   ) {}
 
-  private geometry(x: Nd, w: Nd) {
-    const [B, C, H, W] = x.shape as [number, number, number, number];
-    const [K, , kh, kw] = w.shape as [number, number, number, number];
-    const { strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } = this.attrs;
-    const Ho = Math.floor((H + pt + pb - ((kh - 1) * dh + 1)) / sh) + 1;
-    const Wo = Math.floor((W + pl + pr - ((kw - 1) * dw + 1)) / sw) + 1;
-    return { B, C, H, W, K, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo, rows: C * kh * kw, P: B * Ho * Wo };
+  private shape(x: Nd, w: Nd): ConvShape {
+    if (x.shape.length !== 4 || w.shape.length !== 4) throw new Error(`conv: expected NCHW x and [K, C/group, kh, kw] w, got [${x.shape.join(', ')}] and [${w.shape.join(', ')}]`);
+    const { strides, pads, dilations, group } = this.attrs;
+    return { input: x.shape as [number, number, number, number], weight: w.shape as [number, number, number, number], strides, pads, dilations, group };
   }
 
-  /**
-   * The columns, weights and outputs live in wasm memory so that the GEMMs read them in place:
-   * copying the column matrix in and out each call cost more than the multiplication. The Gemm's
-   * arena is reset here, so one GemmConv uses a Gemm at a time (layer-wise reconstruction does).
-   */
-  private buffers(g: ReturnType<GemmConv['geometry']>) {
-    const key = `${g.B}x${g.C}x${g.H}x${g.W}/${g.K}x${g.rows}x${g.P}`;
-    if (this.layout?.key !== key) {
+  private buffers(s: ConvShape) {
+    const [B, C, H, W] = s.input;
+    const [K, Cg, kh, kw] = s.weight;
+    const [Ho, Wo] = this.gemm.convOutputSize(s);
+    const key = `${s.input.join('x')}/${s.weight.join('x')}/${Ho}x${Wo}`;
+    if (this.layout?.key !== key || this.layout.epoch !== this.gemm.epoch) {
       this.gemm.reset();
-      this.layout = { key, x: this.gemm.alloc(g.B * g.C * g.H * g.W), col: this.gemm.alloc(g.rows * g.P), w: this.gemm.alloc(g.K * g.rows), y: this.gemm.alloc(g.K * g.P), dy: this.gemm.alloc(g.K * g.P), dw: this.gemm.alloc(g.K * g.rows) };
-      this.colFor = null;
+      const g = this.gemm;
+      const xLen = B * C * H * W, yLen = B * K * Ho * Wo, wLen = K * Cg * kh * kw;
+      this.layout = { key, epoch: g.epoch, x: g.alloc(xLen), w: g.alloc(wLen), bias: g.alloc(K), y: g.alloc(yLen), dy: g.alloc(yLen), dx: g.alloc(xLen), dw: g.alloc(wLen) };
     }
-    return this.layout;
+    return { at: this.layout, Ho, Wo, K };
   }
 
-  /** The column matrix of x, written by the wasm module next to the GEMM; kept while x is the same batch. */
-  private im2col(x: Nd, g: ReturnType<GemmConv['geometry']>, at: NonNullable<GemmConv['layout']>): void {
-    if (this.colFor === x.data) return;
-    this.gemm.f32(at.x, x.data.length).set(x.data);
-    this.gemm.im2colPtr(at.x, [g.B, g.C, g.H, g.W], [g.kh, g.kw], [g.sh, g.sw], [g.pt, g.pl], [g.dh, g.dw], [g.Ho, g.Wo], at.col);
-    this.colFor = x.data;
+  private run(pass: ConvPass, x: Nd, w: Nd, dy: Nd | null): Nd {
+    const s = this.shape(x, w);
+    const { at, Ho, Wo, K } = this.buffers(s);
+    const g = this.gemm;
+    const yShape = [s.input[0], K, Ho, Wo];
+    if (dy && (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== yShape[i]))) {
+      throw new Error(`conv backward: dy is [${dy.shape.join(', ')}], expected [${yShape.join(', ')}]`);
+    }
+    if (pass !== 'inputGrad') g.f32(at.x, x.data.length).set(x.data);
+    if (pass !== 'weightGrad') g.f32(at.w, w.data.length).set(w.data);
+    if (dy) g.f32(at.dy, dy.data.length).set(dy.data);
+    const bias = pass === 'forward' && this.bias ? at.bias : 0;
+    if (bias) g.f32(at.bias, K).set(this.bias!.data.subarray(0, K));
+    const out = pass === 'forward' ? at.y : pass === 'inputGrad' ? at.dx : at.dw;
+    g.conv2dPtr(pass, s, { x: at.x, w: at.w, bias, dy: at.dy, out });
+    // views only after the call: the convolution's scratch may have grown the memory
+    if (pass === 'forward') return { shape: yShape, data: g.f32(at.y, yShape.reduce((a, b) => a * b, 1)).slice() };
+    if (pass === 'inputGrad') return { shape: [...x.shape], data: g.f32(at.dx, x.data.length).slice() };
+    return { shape: [...w.shape], data: g.f32(at.dw, w.data.length).slice() };
   }
 
+  /** y = conv(x, w) + bias. */
   forward(x: Nd, w: Nd): Nd {
-    if (this.attrs.group !== 1) return conv2dForward(x, w, this.bias, this.attrs);
-    const g = this.geometry(x, w);
-    const { B, K, Ho, Wo, rows, P } = g;
-    const at = this.buffers(g);
-    this.im2col(x, g, at);
-    this.gemm.f32(at.w, K * rows).set(w.data);
-    this.gemm.sgemmPtr(false, false, K, P, rows, 1, at.w, rows, at.col, P, 0, at.y, P);
-    // [K, B·HoWo] → [B, K, HoWo], adding the bias on the way
-    const yt = this.gemm.f32(at.y, K * P);
-    const hw = Ho * Wo;
-    const y = new Float32Array(B * K * hw);
-    const bias = this.bias?.data;
-    for (let k = 0; k < K; k++) {
-      const bk = bias ? bias[k]! : 0;
-      for (let b = 0; b < B; b++) {
-        const src = k * P + b * hw;
-        const dst = (b * K + k) * hw;
-        for (let p = 0; p < hw; p++) y[dst + p] = yt[src + p]! + bk;
-      }
-    }
-    return { shape: [B, K, Ho, Wo], data: y };
+    return this.run('forward', x, w, null);
   }
 
-  /** dL/dW = dY' · colᵀ, with dY' the output gradient as [K, B·HoWo]. Call after `forward` on the same `x`. */
+  /** dL/dW = dY' · colᵀ, with dY' the output gradient as [K, B·HoWo] (per group). */
   weightGrad(x: Nd, w: Nd, dy: Nd): Nd {
-    if (this.attrs.group !== 1) return conv2dBackward(x, w, dy, this.attrs).dw;
-    const g = this.geometry(x, w);
-    const { B, K, Ho, Wo, rows, P } = g;
-    const at = this.buffers(g);
-    this.im2col(x, g, at);
-    const hw = Ho * Wo;
-    const dyt = this.gemm.f32(at.dy, K * P);
-    for (let b = 0; b < B; b++) for (let k = 0; k < K; k++) dyt.set(dy.data.subarray((b * K + k) * hw, (b * K + k + 1) * hw), k * P + b * hw);
-    this.gemm.sgemmPtr(false, true, K, rows, P, 1, at.dy, P, at.col, P, 0, at.dw, rows);
-    return { shape: [...w.shape], data: this.gemm.f32(at.dw, K * rows).slice() };
+    return this.run('weightGrad', x, w, dy);
+  }
+
+  /** dL/dX = col2im(Wᵀ · dY') (per group); x only gives the input shape. */
+  inputGrad(x: Nd, w: Nd, dy: Nd): Nd {
+    return this.run('inputGrad', x, w, dy);
   }
 }

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGemm, relaxedSimdSupported, type Gemm, type GemmVariant } from './gemm';
 import {
-  REL_TOL, SCALARS, SHAPES, caseName, maxRelError, randomFloats, referenceGemm, runCase, type GemmCase,
+  REL_TOL, SCALARS, SHAPES, caseName, firstBitDifference, maxRelError, randomFloats, referenceGemm, runCase, type GemmCase,
 } from './testing/gemm-cases';
 
 /*
@@ -168,5 +168,73 @@ describe('sgemm (relaxed build)', () => {
 
   it.runIf(relaxedInProcess)('runs in-process (this runtime has relaxed SIMD)', () => {
     expect(relaxedInProcess).toBe(true);
+  });
+});
+
+describe('sgemm on several threads (shared memory, worker pool)', () => {
+  const gemms = new Map<number, Gemm>();
+  beforeAll(async () => {
+    for (const threads of [1, 2, 3]) gemms.set(threads, await createGemm({ threads, parallelMinFlops: 0 }));
+  });
+  afterAll(() => gemms.forEach((g) => g.dispose()));
+
+  it('runs the requested thread counts', () => {
+    expect([...gemms.values()].map((g) => g.threads)).toEqual([1, 2, 3]);
+  });
+
+  // wide in N or in M, with ragged edges (parallelMinFlops 0: every one is split)
+  const shapes: [number, number, number][] = [[64, 1000, 70], [300, 40, 200], [130, 2050, 12], [37, 333, 401]];
+  it.each(shapes.map(([M, N, K]) => ({ M, N, K })))('$M×$N×$K: bitwise equal to one thread and within tolerance of float64', ({ M, N, K }) => {
+    let seed = M * 31 + N * 7 + K;
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        for (const [alpha, beta] of SCALARS) {
+          const c: GemmCase = { M, N, K, transA, transB, alpha, beta };
+          const A = randomFloats(M * K, seed++);
+          const B = randomFloats(K * N, seed++);
+          const C0 = randomFloats(M * N, seed++);
+          const ref = referenceGemm(c, A, B, C0);
+          const out = [...gemms.values()].map((g) => {
+            const C = C0.slice();
+            g.sgemm(transA, transB, M, N, K, alpha, A, B, beta, C);
+            return C;
+          });
+          expect(maxRelError(out[0]!, ref), caseName(c)).toBeLessThanOrEqual(REL_TOL);
+          for (const C of out.slice(1)) expect(firstBitDifference(C, out[0]!), caseName(c)).toBe(-1);
+        }
+      }
+    }
+  });
+
+  it('the copying and zero-copy forms agree on a threaded instance', () => {
+    const g = gemms.get(2)!;
+    const [M, N, K] = [96, 700, 100];
+    const A = randomFloats(M * K, 1), B = randomFloats(K * N, 2);
+    const C = new Float32Array(M * N);
+    g.sgemm(false, false, M, N, K, 1, A, B, 0, C);
+    const a = g.alloc(M * K), b = g.alloc(K * N), c = g.alloc(M * N);
+    g.f32(a, M * K).set(A);
+    g.f32(b, K * N).set(B);
+    g.sgemmPtr(false, false, M, N, K, 1, a, K, b, N, 0, c, N);
+    expect(firstBitDifference(g.f32(c, M * N), C)).toBe(-1);
+    g.reset();
+  });
+
+  it('rejects bad thread counts, and use after dispose', async () => {
+    await expect(createGemm({ threads: 0 })).rejects.toThrow(RangeError);
+    await expect(createGemm({ threads: 1.5 })).rejects.toThrow(RangeError);
+    await expect(createGemm({ convChunkColumns: 0 })).rejects.toThrow(RangeError);
+    const g = await createGemm({ threads: 2 });
+    g.dispose();
+    g.dispose(); // idempotent
+    const [M, N, K] = [64, 1000, 70];
+    expect(() => g.sgemm(false, false, M, N, K, 1, new Float32Array(M * K), new Float32Array(K * N), 0, new Float32Array(M * N))).toThrow(/dispose/);
+  });
+
+  it("'auto' picks between 1 and 4 threads", async () => {
+    const g = await createGemm();
+    expect(g.threads).toBeGreaterThanOrEqual(1);
+    expect(g.threads).toBeLessThanOrEqual(4);
+    g.dispose();
   });
 });

@@ -14,7 +14,19 @@
  * Two builds of the same kernel exist: plain SIMD128 and relaxed SIMD (fused multiply-add).
  * createGemm() takes the relaxed one when the engine validates a relaxed-SIMD instruction
  * (Chromium: yes; Node 20: only with --experimental-wasm-relaxed-simd).
+ *
+ * Threads: with `threads` > 1 the instance uses the shared-memory build of the same kernel, over a
+ * shared WebAssembly.Memory that threads − 1 workers instantiate too (pool.ts). Large GEMMs and
+ * every convolution pass are then split across the threads by output tile, each thread running
+ * the same code on a disjoint part of the output: results are bitwise identical for any thread
+ * count. The default is min(hardware threads, 4) where shared memory and workers exist (Node; a
+ * cross-origin-isolated page or worker), else 1. Four because two cores already scale by ~1.8×
+ * and the GEMM's per-thread packing buffers (3.2 MiB each) and the workers' start-up are not free.
+ * Pass `threads: 1` for no workers at all. Call `dispose()` when done with an instance that has
+ * threads (an instance that is garbage-collected stops its workers too, eventually).
  */
+
+import { ThreadPool, hardwareThreads, threadsSupported } from './pool';
 
 export type GemmVariant = 'simd' | 'relaxed';
 
@@ -29,9 +41,44 @@ export interface GemmBlocking {
   nc: number;
 }
 
+/** The passes of a convolution that `conv2dPtr` runs. */
+export type ConvPass = 'forward' | 'inputGrad' | 'weightGrad';
+
+/** Shapes and attributes of one 2-D NCHW convolution (ONNX Conv). */
+export interface ConvShape {
+  /** x: [B, C, H, W] */
+  readonly input: readonly [number, number, number, number];
+  /** w: [K, C / group, kh, kw] */
+  readonly weight: readonly [number, number, number, number];
+  readonly strides: readonly [number, number];
+  /** [top, left, bottom, right] */
+  readonly pads: readonly [number, number, number, number];
+  readonly dilations: readonly [number, number];
+  readonly group: number;
+}
+
+/**
+ * Byte offsets (from `alloc`) of a convolution's tensors, NCHW and dense. Which are read depends
+ * on the pass: forward reads x, w and bias (0 or absent: none) and writes out = y [B, K, Ho, Wo];
+ * inputGrad reads w and dy and writes out = dx [B, C, H, W]; weightGrad reads x and dy and writes
+ * out = dw [K, C / group, kh, kw]. `out` is only written (its old contents are ignored) and must
+ * not overlap the inputs.
+ */
+export interface ConvPointers {
+  readonly x?: number;
+  readonly w?: number;
+  readonly bias?: number;
+  readonly dy?: number;
+  readonly out: number;
+}
+
 export interface Gemm {
   readonly variant: GemmVariant;
   readonly blocking: GemmBlocking;
+  /** Threads the GEMMs and convolutions run on (1: the calling thread only). */
+  readonly threads: number;
+  /** Incremented by every `reset`: buffers allocated under an older value are gone. */
+  readonly epoch: number;
   /** The instance's memory. Its `buffer` is replaced when it grows: take views after alloc. */
   readonly memory: WebAssembly.Memory;
   /**
@@ -60,6 +107,17 @@ export interface Gemm {
     strides: readonly [number, number], padsTopLeft: readonly [number, number], dilations: readonly [number, number],
     out: readonly [number, number], col: number,
   ): void;
+  /**
+   * One pass of a 2-D convolution on tensors in this instance's memory, split across the
+   * instance's threads. Dense and grouped convolutions run as im2col + GEMM per chunk of output
+   * pixels (col2im for the input gradient); depthwise ones (group = C = K) run a direct kernel.
+   * Scratch comes from the arena (allocated on first use after a `reset`).
+   */
+  conv2dPtr(pass: ConvPass, shape: ConvShape, ptrs: ConvPointers): void;
+  /** Output height and width of a convolution. */
+  convOutputSize(shape: ConvShape): [number, number];
+  /** Stops the worker threads (if any). The instance must not be used afterwards. */
+  dispose(): void;
   /** Reserves `length` floats in wasm memory; returns the byte offset (64-byte aligned). */
   alloc(length: number): number;
   /** A Float32Array view of `length` floats at byte offset `ptr` (invalid after the memory grows). */
@@ -69,6 +127,19 @@ export interface Gemm {
 }
 
 interface KernelExports {
+  sgemmPart(
+    transA: number, transB: number, m: number, n: number, k: number,
+    alpha: number, a: number, lda: number, b: number, ldb: number,
+    beta: number, c: number, ldc: number, work: number, workStride: number, tid: number, nthreads: number,
+  ): void;
+  convScratchBytes(params: number): number;
+  dwScratchBytes(params: number): number;
+  convForward(params: number, tid: number, nthreads: number): void;
+  convInputGrad(params: number, tid: number, nthreads: number): void;
+  convWeightGrad(params: number, tid: number, nthreads: number): void;
+  dwForward(params: number, tid: number, nthreads: number): void;
+  dwInputGrad(params: number, tid: number, nthreads: number): void;
+  dwWeightGrad(params: number, tid: number, nthreads: number): void;
   sgemm(
     transA: number, transB: number, m: number, n: number, k: number,
     alpha: number, a: number, lda: number, b: number, ldb: number,
@@ -118,7 +189,12 @@ export function relaxedSimdSupported(): boolean {
 
 // Literal `new URL('./…', import.meta.url)` expressions: Vite recognises exactly this form, emits
 // the .wasm files as assets and rewrites the URLs; in Node they are file: URLs next to this module.
-function wasmUrl(variant: GemmVariant): URL {
+function wasmUrl(variant: GemmVariant, shared: boolean): URL {
+  if (shared) {
+    return variant === 'relaxed'
+      ? new URL('./build/gemm-relaxed-mt.wasm', import.meta.url)
+      : new URL('./build/gemm-simd-mt.wasm', import.meta.url);
+  }
   return variant === 'relaxed'
     ? new URL('./build/gemm-relaxed.wasm', import.meta.url)
     : new URL('./build/gemm-simd.wasm', import.meta.url);
@@ -150,14 +226,15 @@ async function compileFromUrl(url: URL): Promise<WebAssembly.Module> {
 }
 
 /** Compiled modules are shared by every instance in this realm (a worker compiles once). */
-const modules = new Map<GemmVariant, Promise<WebAssembly.Module>>();
+const modules = new Map<string, Promise<WebAssembly.Module>>();
 
-function compiledModule(variant: GemmVariant): Promise<WebAssembly.Module> {
-  let module = modules.get(variant);
+function compiledModule(variant: GemmVariant, shared: boolean): Promise<WebAssembly.Module> {
+  const key = `${variant}${shared ? '-mt' : ''}`;
+  let module = modules.get(key);
   if (!module) {
-    module = compileFromUrl(wasmUrl(variant));
-    module.catch(() => modules.delete(variant)); // let a later call retry
-    modules.set(variant, module);
+    module = compileFromUrl(wasmUrl(variant, shared));
+    module.catch(() => modules.delete(key)); // let a later call retry
+    modules.set(key, module);
   }
   return module;
 }
@@ -172,10 +249,46 @@ const INITIAL_PAGES = 64;
 
 const alignUp = (x: number, a: number): number => Math.ceil(x / a) * a;
 
+/** The most threads `threads: 'auto'` picks. */
+export const AUTO_THREADS_MAX = 4;
+
 export interface CreateGemmOptions {
   /** Force a build; default: 'relaxed' when the engine supports relaxed SIMD, else 'simd'. */
   variant?: GemmVariant;
+  /**
+   * Threads for GEMMs and convolutions: a number (1 = no workers), or 'auto' (the default):
+   * min(hardware threads, AUTO_THREADS_MAX) where threads are supported (Node; a browser page or
+   * worker with crossOriginIsolated), else 1. Asking for more than one thread where they are not
+   * supported gives one. Results do not depend on the thread count.
+   */
+  threads?: number | 'auto';
+  /** Output pixels (GEMM columns) per convolution chunk; a tuning knob, default CONV_CHUNK_COLUMNS. */
+  convChunkColumns?: number;
+  /** GEMMs and convolutions of fewer flops run on the calling thread alone (waking the workers
+   * costs more); default PARALLEL_MIN_FLOPS. Tests set 0 to send everything through the pool. */
+  parallelMinFlops?: number;
 }
+
+/** Default GEMM columns per convolution chunk (see assembly/conv.ts; measured in bench/conv.ts). */
+export const CONV_CHUNK_COLUMNS = 512;
+
+/** Shared memories must declare a maximum; the -mt builds declare 65536 pages (4 GiB). */
+const SHARED_MAX_PAGES = [65536, 32768, 16384];
+
+function sharedMemory(): WebAssembly.Memory {
+  let last: unknown;
+  for (const maximum of SHARED_MAX_PAGES) {
+    try {
+      return new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum, shared: true });
+    } catch (e) {
+      last = e; // 32-bit hosts may refuse to reserve 4 GiB
+    }
+  }
+  throw last;
+}
+
+/** Stops an instance's workers when the instance is garbage-collected without dispose(). */
+const poolFinalizer = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<ThreadPool>((pool) => pool.dispose()) : null;
 
 export async function createGemm(options: CreateGemmOptions = {}): Promise<Gemm> {
   if (!simdSupported()) throw new Error('gemm: this WebAssembly engine has no SIMD128 support');
@@ -184,16 +297,39 @@ export async function createGemm(options: CreateGemmOptions = {}): Promise<Gemm>
   if (variant === 'relaxed' && !relaxed) {
     throw new Error('gemm: relaxed SIMD is not available (Node 20 needs --experimental-wasm-relaxed-simd)');
   }
-  const module = await compiledModule(variant);
+  const requested = options.threads ?? 'auto';
+  if (requested !== 'auto' && !(Number.isInteger(requested) && requested >= 1)) throw new RangeError(`gemm: threads must be 'auto' or an integer ≥ 1, got ${requested}`);
+  const chunk = options.convChunkColumns ?? CONV_CHUNK_COLUMNS;
+  if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`gemm: convChunkColumns must be an integer ≥ 1, got ${chunk}`);
+  const supported = threadsSupported();
+  const threads = !supported ? 1 : requested === 'auto' ? Math.max(1, Math.min(await hardwareThreads(), AUTO_THREADS_MAX)) : requested;
+  const shared = threads > 1;
+  const module = await compiledModule(variant, shared);
   // The imported memory must be at least as large as the module's declared minimum (its statics:
   // a few bytes with the stub runtime). Start above that with room for the ~3.2 MiB packing
   // workspace; the constructor grows it to workspace + first arena once the exact sizes are known.
-  const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES });
+  const memory = shared ? sharedMemory() : new WebAssembly.Memory({ initial: INITIAL_PAGES });
   // Asynchronous instantiation: browsers refuse synchronous instantiation of larger modules on
   // the main thread, and this keeps the door open for that even though the module is small.
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  return new WasmGemm(variant, memory, instance.exports as unknown as KernelExports);
+  const exports = instance.exports as unknown as KernelExports;
+  const pool = shared ? await ThreadPool.create(module, memory, instance.exports as Record<string, unknown>, threads, POOL_FUNCTIONS) : null;
+  const gemm = new WasmGemm(variant, memory, exports, pool, chunk, options.parallelMinFlops ?? PARALLEL_MIN_FLOPS);
+  if (pool) poolFinalizer?.register(gemm, pool, gemm);
+  return gemm;
 }
+
+/** The exports the pool runs, each taking (…, tid, nthreads). */
+const POOL_FUNCTIONS = ['sgemmPart', 'convForward', 'convInputGrad', 'convWeightGrad', 'dwForward', 'dwInputGrad', 'dwWeightGrad'] as const;
+type PoolFunction = (typeof POOL_FUNCTIONS)[number];
+const fnIndex = (name: PoolFunction): number => POOL_FUNCTIONS.indexOf(name);
+
+/** A GEMM or convolution pass of fewer flops (2·M·N·K) runs on the calling thread by default:
+ * waking the workers costs tens of microseconds, a 4-Mflop GEMM ~0.1 ms. */
+export const PARALLEL_MIN_FLOPS = 1 << 22;
+
+/** u32 words of the convolution parameter block (assembly/params.ts, ConvParams). */
+const CONV_PARAM_WORDS = 24;
 
 interface Scratch {
   ptr: number; // start of the block (A | B | C)
@@ -212,23 +348,44 @@ interface Scratch {
 
 class WasmGemm implements Gemm {
   readonly blocking: GemmBlocking;
+  readonly threads: number;
+  epoch = 0;
+  /** thread t's packing workspace: work + t·workBytes */
   private readonly work: number;
+  private readonly workBytes: number;
+  /** the convolution parameter block */
+  private readonly params: number;
   private readonly arenaBase: number;
   private top: number;
   private scratch: Scratch | null = null;
-  private viewsOf: ArrayBuffer | null = null;
+  private viewsOf: ArrayBufferLike | null = null;
+  /** per-thread convolution scratch in the arena: [ptr, ptr + threads·stride) */
+  private convScratch: { ptr: number; stride: number } | null = null;
 
   constructor(
     readonly variant: GemmVariant,
     readonly memory: WebAssembly.Memory,
     private readonly exports: KernelExports,
+    private readonly pool: ThreadPool | null,
+    private readonly chunkColumns: number,
+    private readonly minParallelFlops: number,
   ) {
     const g = (x: WebAssembly.Global): number => x.value as number;
+    this.threads = pool?.size ?? 1;
     this.blocking = { mr: g(this.exports.MR), nr: g(this.exports.NR), mc: g(this.exports.MC), kc: g(this.exports.KC), nc: g(this.exports.NC) };
-    this.work = alignUp(this.exports.heapBase(), ALIGN);
-    this.arenaBase = alignUp(this.work + g(this.exports.WORKSPACE_BYTES), ALIGN);
+    this.params = alignUp(this.exports.heapBase(), ALIGN);
+    this.work = alignUp(this.params + CONV_PARAM_WORDS * 4, ALIGN);
+    this.workBytes = alignUp(g(this.exports.WORKSPACE_BYTES), ALIGN);
+    this.arenaBase = alignUp(this.work + this.threads * this.workBytes, ALIGN);
     this.top = this.arenaBase;
     this.ensure(this.arenaBase + INITIAL_ARENA_BYTES);
+  }
+
+  dispose(): void {
+    if (this.pool) {
+      poolFinalizer?.unregister(this);
+      this.pool.dispose();
+    }
   }
 
   /* -------------------------------------------------- memory */
@@ -253,6 +410,8 @@ class WasmGemm implements Gemm {
   reset(): void {
     this.top = this.arenaBase;
     this.scratch = null;
+    this.convScratch = null;
+    this.epoch++;
   }
 
   /** Scratch for the copying API, reused while it is large enough; grown in place when it is the
@@ -310,11 +469,7 @@ class WasmGemm implements Gemm {
     copyIn(v.A, A, aLen);
     copyIn(v.B, B, bLen);
     if (beta !== 0) copyIn(v.C, C, cLen);
-    this.exports.sgemm(
-      transA ? 1 : 0, transB ? 1 : 0, M, N, K,
-      alpha, s.a, transA ? M : K, s.b, transB ? K : N,
-      beta, s.c, N, this.work,
-    );
+    this.run(transA, transB, M, N, K, alpha, s.a, transA ? M : K, s.b, transB ? K : N, beta, s.c, N);
     // The kernel never grows memory, so v.C is still a live view here.
     C.set(v.C);
   }
@@ -333,7 +488,99 @@ class WasmGemm implements Gemm {
       this.checkMatrix('B', B, transB ? N : K, transB ? K : N, ldb, end);
     }
     this.checkMatrix('C', C, M, N, ldc, end);
-    this.exports.sgemm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, this.work);
+    this.run(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+
+  /** One GEMM, across the pool when it is large enough to pay for waking the workers. */
+  private run(
+    transA: boolean, transB: boolean, M: number, N: number, K: number,
+    alpha: number, A: number, lda: number, B: number, ldb: number, beta: number, C: number, ldc: number,
+  ): void {
+    const ta = transA ? 1 : 0, tb = transB ? 1 : 0;
+    const wide = Math.max(M, N) >= 2 * this.blocking.nr * this.threads;
+    if (this.pool && wide && 2 * M * N * K >= this.minParallelFlops) {
+      this.pool.run(fnIndex('sgemmPart'), [ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, this.work, this.workBytes]);
+    } else {
+      this.exports.sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, this.work);
+    }
+  }
+
+  /* -------------------------------------------------- convolution */
+
+  convOutputSize(shape: ConvShape): [number, number] {
+    const [, , H, W] = shape.input;
+    const [, , kh, kw] = shape.weight;
+    const [sh, sw] = shape.strides;
+    const [pt, pl, pb, pr] = shape.pads;
+    const [dh, dw] = shape.dilations;
+    return [Math.floor((H + pt + pb - ((kh - 1) * dh + 1)) / sh) + 1, Math.floor((W + pl + pr - ((kw - 1) * dw + 1)) / sw) + 1];
+  }
+
+  conv2dPtr(pass: ConvPass, shape: ConvShape, ptrs: ConvPointers): void {
+    const [B, C, H, W] = shape.input;
+    const [K, Cg, kh, kw] = shape.weight;
+    const [sh, sw] = shape.strides;
+    const [pt, pl, pb, pr] = shape.pads;
+    const [dh, dw] = shape.dilations;
+    const group = shape.group;
+    const dims = [B, C, H, W, K, Cg, kh, kw, sh, sw, dh, dw, group];
+    if (!dims.every((d) => Number.isInteger(d) && d >= 1) || ![pt, pl, pb, pr].every((p) => Number.isInteger(p) && p >= 0)) {
+      throw new RangeError(`gemm.conv2dPtr: invalid shape ${JSON.stringify(shape)}`);
+    }
+    if (C % group !== 0 || K % group !== 0 || Cg * group !== C) {
+      throw new RangeError(`gemm.conv2dPtr: ${C} input and ${K} output channels do not split into ${group} groups of weight [${shape.weight.join(', ')}]`);
+    }
+    const [Ho, Wo] = this.convOutputSize(shape);
+    if (Ho < 1 || Wo < 1) throw new RangeError(`gemm.conv2dPtr: the ${kh}×${kw} kernel does not fit the ${H}×${W} input`);
+    const end = this.memory.buffer.byteLength;
+    const need = (name: string, ptr: number | undefined, length: number): number => {
+      if (ptr === undefined || ptr === 0) throw new RangeError(`gemm.conv2dPtr(${pass}): ${name} is required`);
+      this.checkMatrix(name, ptr, 1, length, length, end);
+      return ptr;
+    };
+    const xLen = B * C * H * W, wLen = K * Cg * kh * kw, yLen = B * K * Ho * Wo;
+    let x = 0, w = 0, bias = 0, dy = 0;
+    let out: number;
+    if (pass === 'forward') {
+      x = need('x', ptrs.x, xLen);
+      w = need('w', ptrs.w, wLen);
+      if (ptrs.bias) bias = need('bias', ptrs.bias, K);
+      out = need('out', ptrs.out, yLen);
+    } else if (pass === 'inputGrad') {
+      w = need('w', ptrs.w, wLen);
+      dy = need('dy', ptrs.dy, yLen);
+      out = need('out', ptrs.out, xLen);
+    } else if (pass === 'weightGrad') {
+      x = need('x', ptrs.x, xLen);
+      dy = need('dy', ptrs.dy, yLen);
+      out = need('out', ptrs.out, wLen);
+    } else {
+      throw new RangeError(`gemm.conv2dPtr: unknown pass ${String(pass)}`);
+    }
+    const depthwise = group > 1 && group === C && K === C;
+    const words = new Uint32Array(this.memory.buffer, this.params, CONV_PARAM_WORDS);
+    words.set([B, C, H, W, K, kh, kw, group, sh, sw, pt, pl, dh, dw, Ho, Wo, x, w, bias, out, dy, 0, 0, this.chunkColumns]);
+    const perThread = alignUp(depthwise ? this.exports.dwScratchBytes(this.params) : this.exports.convScratchBytes(this.params), ALIGN);
+    const scratch = this.convScratchFor(perThread);
+    // the scratch may have grown the memory: take a fresh view
+    const p = new Uint32Array(this.memory.buffer, this.params, CONV_PARAM_WORDS);
+    p[21] = scratch.ptr;
+    p[22] = scratch.stride;
+    const fn: PoolFunction = depthwise
+      ? pass === 'forward' ? 'dwForward' : pass === 'inputGrad' ? 'dwInputGrad' : 'dwWeightGrad'
+      : pass === 'forward' ? 'convForward' : pass === 'inputGrad' ? 'convInputGrad' : 'convWeightGrad';
+    const flops = 2 * B * K * Ho * Wo * Cg * kh * kw;
+    if (this.pool && flops >= this.minParallelFlops) this.pool.run(fnIndex(fn), [this.params]);
+    else this.exports[fn](this.params, 0, 1);
+  }
+
+  /** Per-thread convolution scratch of at least `stride` bytes, reused while large enough. */
+  private convScratchFor(stride: number): { ptr: number; stride: number } {
+    const s = this.convScratch;
+    if (s && s.stride >= stride) return s;
+    const next = { ptr: this.alloc(Math.ceil((stride * this.threads) / 4)), stride };
+    this.convScratch = next;
+    return next;
   }
 
   im2colPtr(

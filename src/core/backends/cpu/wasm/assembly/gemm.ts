@@ -342,8 +342,12 @@ export function sgemm(
         // op(B)[pc][jc]: packed once, reused by every A block of this column panel.
         const bBlock = tb ? b + ((<usize>jc * ldbU + <usize>pc) << 2) : b + ((<usize>pc * ldbU + <usize>jc) << 2);
         packB(tb, kc, nc, bBlock, ldb, packedB);
-        for (let ic = 0; ic < m; ic += MC) {
-          const mc = min(MC, m - ic);
+        // equal row blocks of at most MC (M = 144 runs as 2×72, not 128 + 16): a thin last
+        // block would run the micro-kernel with a B strip that barely amortises its loads
+        const mBlocks = (m + MC - 1) / MC;
+        const mcMax = ((((m + mBlocks - 1) / mBlocks) + MR - 1) / MR) * MR;
+        for (let ic = 0; ic < m; ic += mcMax) {
+          const mc = min(mcMax, m - ic);
           // op(A)[ic][pc]
           const aBlock = ta ? a + ((<usize>pc * ldaU + <usize>ic) << 2) : a + ((<usize>ic * ldaU + <usize>pc) << 2);
           packA(ta, mc, kc, aBlock, lda, packedA);
@@ -351,6 +355,40 @@ export function sgemm(
         }
       }
     }
+  }
+}
+
+/**
+ * One thread's share of sgemm: the caller runs this on every thread of the pool with the same
+ * arguments and its own `tid`. Each thread computes a disjoint block of C (columns in multiples of
+ * NR when N is the wider side, otherwise rows in multiples of MR) with the same code and the same
+ * K blocking, so the result is bitwise identical for any thread count. Thread t's packing
+ * workspace is `work + t·workStride`.
+ */
+export function sgemmPart(
+  transA: i32, transB: i32, m: i32, n: i32, k: i32,
+  alpha: f32, a: usize, lda: i32, b: usize, ldb: i32,
+  beta: f32, c: usize, ldc: i32, work: usize, workStride: usize, tid: i32, nthreads: i32,
+): void {
+  const w = work + <usize>tid * workStride;
+  if (nthreads <= 1) {
+    sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, w);
+    return;
+  }
+  if (n >= m) {
+    const strips = (n + NR - 1) / NR;
+    const j0 = min(n, (<i32>(<i64>strips * tid / nthreads)) * NR);
+    const j1 = min(n, (<i32>(<i64>strips * (tid + 1) / nthreads)) * NR);
+    if (j1 <= j0) return;
+    const bj = transB != 0 ? b + ((<usize>j0 * <usize>ldb) << 2) : b + (<usize>j0 << 2);
+    sgemm(transA, transB, m, j1 - j0, k, alpha, a, lda, bj, ldb, beta, c + (<usize>j0 << 2), ldc, w);
+  } else {
+    const strips = (m + MR - 1) / MR;
+    const i0 = min(m, (<i32>(<i64>strips * tid / nthreads)) * MR);
+    const i1 = min(m, (<i32>(<i64>strips * (tid + 1) / nthreads)) * MR);
+    if (i1 <= i0) return;
+    const ai = transA != 0 ? a + (<usize>i0 << 2) : a + ((<usize>i0 * <usize>lda) << 2);
+    sgemm(transA, transB, i1 - i0, n, k, alpha, ai, lda, b, ldb, beta, c + ((<usize>i0 * <usize>ldc) << 2), ldc, w);
   }
 }
 

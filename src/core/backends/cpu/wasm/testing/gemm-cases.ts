@@ -134,3 +134,14 @@ export function runAllCases(gemm: Gemm): { count: number; worst: number; failure
   });
   return { count: cases.length, worst, failures };
 }
+
+/** Index of the first element whose bits differ (NaNs included), or -1 when a and b are identical.
+ * vitest's deep equality walks typed arrays element by element through generic code, which takes
+ * seconds on the large outputs here. */
+export function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
+  return -1;
+}
