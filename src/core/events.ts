@@ -38,3 +38,19 @@ export function throwIfAborted(signal?: AbortSignal): void {
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
+
+/**
+ * The pacing of a long synchronous loop: call the returned function once per iteration. It
+ * yields to the event loop every ~100 ms, so that a cancel (or a worker message) gets through,
+ * and throws CancelledError once the signal is aborted.
+ */
+export function cooperative(signal?: AbortSignal): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last > 100) {
+      await yieldToEventLoop();
+      last = performance.now();
+    }
+    throwIfAborted(signal);
+  };
+}

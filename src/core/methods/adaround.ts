@@ -17,8 +17,9 @@ import { Adam } from '../optim/adam';
 import { rng } from '../random';
 import type { QuantParams } from '../quant/quantizer';
 import { intRange } from '../quant/quantizer';
-import { throwIfAborted, yieldToEventLoop } from '../events';
+import { cooperative } from '../events';
 import { ADAROUND_ITERS } from '../plan';
+import { gatherRows } from '../quant/calibrate';
 
 /** AdaRound's knobs, with the reference defaults (algorithms.md §2.3–2.4). */
 export interface AdaRoundOptions {
@@ -100,12 +101,6 @@ function gridOf(p: QuantParams): QuantGrid {
   return { scale: p.scale, zero: p.zeroPoint, qmin, qmax };
 }
 
-function batchOf(t: Nd, idx: readonly number[]): Nd {
-  const per = t.data.length / t.shape[0]!;
-  const out = new Float32Array(idx.length * per);
-  idx.forEach((i, k) => out.set(t.data.subarray(i * per, (i + 1) * per), k * per));
-  return { shape: [idx.length, ...t.shape.slice(1)], data: out };
-}
 
 
 /**
@@ -126,17 +121,13 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
   const trace: AdaRoundTrace[] = [];
   const every = Math.max(1, Math.floor(o.iters / 100));
   let dYbuf = new Float32Array(0);
-  let lastYield = performance.now();
+  const pace = cooperative(signal);
   for (let t = 0; t < o.iters; t++) {
     // let the worker (or Node) handle messages such as cancel, a few times a second
-    if (performance.now() - lastYield > 100) {
-      await yieldToEventLoop();
-      lastYield = performance.now();
-    }
-    throwIfAborted(signal);
+    await pace();
     const idx = Array.from({ length: Math.min(o.batch, n) }, () => Math.floor(rand() * n));
-    const x = batchOf(inputs, idx);
-    const target = batchOf(targets, idx);
+    const x = gatherRows(inputs, idx);
+    const target = gatherRows(targets, idx);
     const wSoft = adaroundForward(weight, v, grid);
     const y = layer.forward(x, wSoft);
     // activation, loss and its gradient in one pass, into a buffer reused across iterations

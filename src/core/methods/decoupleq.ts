@@ -4,7 +4,7 @@ import { attrInt, attrInts, attrString } from '../graph/attributes';
 import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
-import { captureTensors, type Captured } from '../quant/calibrate';
+import { captureTensors, gatherRows, type Captured } from '../quant/calibrate';
 import { intRange, roundHalfEven, type Bits, type QuantParams } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
 import { accumulateGram, finishHessian, inverseUpperFactor, matVec, weightedError } from '../quant/hessian';
@@ -12,7 +12,7 @@ import type { ImageBatches } from '../data/batches';
 import type { Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
 import { rng } from '../random';
-import { throwIfAborted, yieldToEventLoop, type Emit } from '../events';
+import { cooperative, throwIfAborted, yieldToEventLoop, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
 import { DECOUPLEQ_BLOCK_ITERS } from '../plan';
 import type { WasmConvPool } from '../engine/conv-engine';
@@ -325,26 +325,16 @@ async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done
     };
     const n = xs.shape[0]!;
     const bs = Math.min(o.batch, n);
-    const perIn = xs.data.length / n;
-    const perOut = target.data.length / n;
     const rand = rng(o.seed * 7919 + 31 + bi);
-    let lastYield = performance.now();
+    const pace = cooperative(signal);
     let rec = 0;
     for (let t = 0; t < o.blockIters; t++) {
-      if (performance.now() - lastYield > 100) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-      }
-      throwIfAborted(signal);
+      await pace();
       const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
-      const x = new Float32Array(bs * perIn);
-      const y = new Float32Array(bs * perOut);
-      idx.forEach((i, k) => {
-        x.set(xs.data.subarray(i * perIn, (i + 1) * perIn), k * perIn);
-        y.set(target.data.subarray(i * perOut, (i + 1) * perOut), k * perOut);
-      });
+      const x = gatherRows(xs, idx);
+      const y = gatherRows(target, idx).data;
       const weights = slots.map(weightOf);
-      const tape = program.forward({ shape: [bs, ...xs.shape.slice(1)], data: x }, weights);
+      const tape = program.forward(x, weights);
       const P = tape.output.data;
       const grad = new Float32Array(P.length);
       rec = 0;

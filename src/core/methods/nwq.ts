@@ -3,14 +3,14 @@ import type { QuantLayer } from '../graph/layers';
 import { layerName } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import type { QuantizedWeight } from '../export/qdq';
-import { captureTensors, type Captured } from '../quant/calibrate';
+import { captureTensors, concatBatches, gatherRows, type Captured } from '../quant/calibrate';
 import { dequantizeTensor, intRange, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, type Bits, type QuantParams } from '../quant/quantizer';
 import type { ScaleSearch } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import type { Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
 import { rng } from '../random';
-import { throwIfAborted, yieldToEventLoop, type Emit } from '../events';
+import { cooperative, throwIfAborted, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { ActQuantizer } from '../engine/act-quant';
@@ -172,16 +172,12 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
   const bs = Math.min(o.batch, n);
   const rand = rng(o.seed * 7919 + 17);
   const every = Math.max(1, Math.floor(o.iters / 100));
-  let lastYield = performance.now();
+  const pace = cooperative(signal);
   for (let t = 0; t < o.iters; t++) {
-    if (performance.now() - lastYield > 100) {
-      await yieldToEventLoop();
-      lastYield = performance.now();
-    }
-    throwIfAborted(signal);
+    await pace();
     const tau = tauAt(t, o);
     const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
-    const x = rows(xs, idx);
+    const x = gatherRows(xs, idx);
     const weights = roundings.map((r) => softWeight(r, tau));
     const drop = { keep: 1 - mixAt(t, o), rand };
     const tape = program.forward(x, weights, { quantizers, drop });
@@ -189,7 +185,7 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
     let rec = 0;
     for (const tap of taps) {
       const pred = tape.values.get(tap)!;
-      const target = rows(cache.get(tap)!, idx);
+      const target = gatherRows(cache.get(tap)!, idx);
       const channels = pred.shape[1] ?? 1;
       const k = channels / pred.data.length;
       const g = new Float32Array(pred.data.length);
@@ -239,19 +235,6 @@ async function inputsOf(calib: ImageBatches, signal?: AbortSignal): Promise<Capt
     throwIfAborted(signal);
     parts.push(await calib.batch(b));
   }
-  const total = parts.reduce((a, p) => a + p.data.length, 0);
-  const data = new Float32Array(total);
-  let at = 0;
-  for (const p of parts) {
-    data.set(p.data, at);
-    at += p.data.length;
-  }
-  return { shape: [parts.reduce((a, p) => a + p.shape[0]!, 0), ...parts[0]!.shape.slice(1)], data };
+  return concatBatches(parts);
 }
 
-function rows(t: Captured, idx: readonly number[]): Nd {
-  const per = t.data.length / t.shape[0]!;
-  const out = new Float32Array(idx.length * per);
-  idx.forEach((i, k) => out.set(t.data.subarray(i * per, (i + 1) * per), k * per));
-  return { shape: [idx.length, ...t.shape.slice(1)], data: out };
-}

@@ -2,7 +2,7 @@ import type { ModelProto } from '../onnx/schema';
 import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
-import { captureTensors, type Captured } from '../quant/calibrate';
+import { captureTensors, concatBatches, gatherRows, type Captured } from '../quant/calibrate';
 import { dequantizeTensor, intRange, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, quantizeTensor, type Bits, type QuantParams } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
 import type { ScaleSearch } from '../plan';
@@ -10,7 +10,7 @@ import type { ImageBatches } from '../data/batches';
 import { adaroundBackward, adaroundForward, adaroundInit, adaroundRegBackward, adaroundRegForward, rectifiedSigmoid, type Nd, type QuantGrid } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
 import { rng } from '../random';
-import { throwIfAborted, yieldToEventLoop, type Emit } from '../events';
+import { cooperative, throwIfAborted, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { ActQuantizer } from '../engine/act-quant';
@@ -121,15 +121,6 @@ function actQuantizer(tensor: string, p: QuantParams): ActQuantizer {
   return { tensor, scale: Float32Array.from(p.scale), zero: p.zeroPoint[0]!, qmin, qmax };
 }
 
-/**
- * Rows `idx` of a cache, into `into`. Block inputs get a fresh array each iteration: the
- * convolution kernels keep a batch's im2col columns for as long as they see the same input array.
- */
-function gather(t: Captured, idx: readonly number[], into: Float32Array): Nd {
-  const per = t.data.length / t.shape[0]!;
-  idx.forEach((i, k) => into.set(t.data.subarray(i * per, (i + 1) * per), k * per));
-  return { shape: [idx.length, ...t.shape.slice(1)], data: into };
-}
 
 /**
  * Sum over channels (axis 1) of |Δ|^p, mean over batch and positions: the references'
@@ -323,25 +314,21 @@ export async function reconstructWeights(
       const grad = new Float32Array(tBuf.length);
       const stepAdams = quantizers ? new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.qdropActLr })])) : new Map<string, Adam>();
       const drop = joint ? { keep: o.keep, rand } : null;
-      let lastYield = performance.now();
+      const pace = cooperative(signal);
       const every = Math.max(1, Math.floor(o.iters / 100));
       for (let t = 0; t < o.iters; t++) {
-        if (performance.now() - lastYield > 100) {
-          await yieldToEventLoop();
-          lastYield = performance.now();
-        }
-        throwIfAborted(signal);
+        await pace();
         const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
-        const x = gather(quantIn, idx, new Float32Array(xLen));
+        const x = gatherRows(quantIn, idx, new Float32Array(xLen));
         if (floatIn) {
           // QDrop: the block input is quantized element-wise with probability `keep`
-          const xf = gather(floatIn, idx, xfBuf);
+          const xf = gatherRows(floatIn, idx, xfBuf);
           for (let i = 0; i < x.data.length; i++) if (rand() >= o.keep) x.data[i] = xf.data[i]!;
         }
-        const y = gather(target, idx, tBuf);
+        const y = gatherRows(target, idx, tBuf);
         const weights = slots.map((s) => s.fixed ?? adaroundForward(s.weight, s.v!, s.grid));
         const tape = program.forward(x, weights, { quantizers, drop });
-        const rec = reconstructionLoss(tape.output, y, 2, grad, fisher && fBuf ? gather(fisher, idx, fBuf).data : null);
+        const rec = reconstructionLoss(tape.output, y, 2, grad, fisher && fBuf ? gatherRows(fisher, idx, fBuf).data : null);
         const g = program.backward(tape, weights, { shape: tape.output.shape, data: grad }, { quantizers, gradScale: (q, count) => 1 / Math.sqrt(count * q.qmax) });
         const beta = betaAt(t, o);
         let reg = 0;
@@ -425,17 +412,13 @@ export async function learnActivationSteps(
     const tBuf = new Float32Array((bs * target.data.length) / n);
     const grad = new Float32Array(tBuf.length);
     const adams = new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.actLr })]));
-    let lastYield = performance.now();
+    const pace = cooperative(signal);
     const every = Math.max(1, Math.floor(o.actIters / 100));
     for (let t = 0; t < o.actIters; t++) {
-      if (performance.now() - lastYield > 100) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-      }
-      throwIfAborted(signal);
+      await pace();
       const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
-      const x = gather(inputs, idx, new Float32Array(xLen));
-      const y = gather(target, idx, tBuf);
+      const x = gatherRows(inputs, idx, new Float32Array(xLen));
+      const y = gatherRows(target, idx, tBuf);
       const tape = program.forward(x, hard, { quantizers });
       const rec = reconstructionLoss(tape.output, y, o.actP, grad);
       const g = program.backward(tape, hard, { shape: tape.output.shape, data: grad }, { quantizers });

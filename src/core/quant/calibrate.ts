@@ -70,19 +70,27 @@ export async function captureTensors(model: ModelProto, tensors: readonly string
   } finally {
     await session.release();
   }
-  const out = new Map<string, Captured>();
-  for (const [name, list] of parts) {
-    const total = list.reduce((a, p) => a + p.data.length, 0);
-    const data = new Float32Array(total);
-    let o = 0;
-    for (const p of list) {
-      data.set(p.data, o);
-      o += p.data.length;
-    }
-    const n = list.reduce((a, p) => a + (p.dims[0] ?? 1), 0);
-    out.set(name, { shape: [n, ...(list[0]?.dims.slice(1) ?? [])], data });
+  return new Map([...parts].map(([name, list]) => [name, concatBatches(list.map((p) => ({ shape: p.dims, data: p.data })))]));
+}
+
+/** Batches joined along axis 0. */
+export function concatBatches(parts: readonly { readonly shape: readonly number[]; readonly data: Float32Array }[]): Captured {
+  const data = new Float32Array(parts.reduce((a, p) => a + p.data.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    data.set(p.data, o);
+    o += p.data.length;
   }
-  return out;
+  const n = parts.reduce((a, p) => a + (p.shape[0] ?? 1), 0);
+  return { shape: [n, ...(parts[0]?.shape.slice(1) ?? [])], data };
+}
+
+/** Rows `idx` of a cache (a reconstruction batch), into `into` when given. */
+export function gatherRows(t: Captured, idx: readonly number[], into?: Float32Array): { shape: number[]; data: Float32Array } {
+  const per = t.data.length / t.shape[0]!;
+  const out = into ?? new Float32Array(idx.length * per);
+  idx.forEach((i, k) => out.set(t.data.subarray(i * per, (i + 1) * per), k * per));
+  return { shape: [idx.length, ...t.shape.slice(1)], data: out };
 }
 
 /** What step-size searches read of one activation: its range and a bounded random sample of its values. */
