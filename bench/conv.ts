@@ -56,8 +56,8 @@ const ALL: Case[] = [
   dw(144, 56), dw(192, 28), dw(576, 14), dw(960, 7), dw(144, 56, 2),
   pw(24, 144, 56), pw(144, 24, 56), pw(32, 192, 28), pw(192, 32, 28), pw(96, 576, 14), pw(576, 96, 14), pw(160, 960, 7), pw(960, 160, 7),
 ];
-const only = arg('only');
-const cases = ALL.filter((c) => !only || `${c.group} ${c.name}`.includes(only));
+const only = arg('only')?.split(',');
+const cases = ALL.filter((c) => !only || only.some((o) => `${c.group} ${c.name}`.includes(o)));
 
 function shapeOf(c: Case): ConvShape {
   const p = (c.k - 1) / 2;
@@ -102,7 +102,7 @@ async function busyShare(ms: number): Promise<number | null> {
 }
 
 /** Seconds this run may still spend waiting for idle moments (so a busy machine cannot stall it). */
-let waitBudgetMs = 30 * 60_000;
+let waitBudgetMs = 45 * 60_000;
 
 /** Waits (up to 20 s, within the run's budget) for a second in which the machine is at least 80% idle. */
 async function idleMoment(): Promise<void> {
@@ -310,7 +310,10 @@ if (withOrt) await ortInit(1);
 // Shape by shape (ours on each thread count, then ORT), so that one row is measured within a
 // short span and compares like with like when the machine's load changes during the run.
 const rows = new Map<Case, Row>();
-for (const c of cases) {
+/** The most CPU other processes took in any cell of a row (0 without /proc/stat). */
+const worstOthers = (row: Row): number =>
+  Math.max(...[...row.ours.values()].flatMap((r) => [r.forward, r.inputGrad, r.weightGrad]).concat(row.ort1 ? [row.ort1] : [], row.ort2 ? [row.ort2] : []).map((t) => t.others ?? 0));
+async function measureRow(c: Case): Promise<Row> {
   const row: Row = { ours: new Map(), ort1: null, ort2: null, load: '' };
   for (const [threads, gemm] of gemms) row.ours.set(threads, await oursFor(gemm, c));
   if (withOrt) {
@@ -318,9 +321,22 @@ for (const c of cases) {
     if (THREADS.includes(2)) row.ort2 = ortInChild(2, ALL.indexOf(c));
   }
   row.load = load();
-  rows.set(c, row);
   const passes = (r: Record<ConvPass, Timing> | undefined): string => (r ? (['forward', 'inputGrad', 'weightGrad'] as ConvPass[]).map((p) => `${fmt(r[p])} (others ${others(r[p])})`).join(' / ') : 'n/a');
   process.stderr.write(`${c.group} ${c.name}: ${[...row.ours].map(([t, r]) => `${t}T ${passes(r)}`).join('; ')}; ORT 1T ${fmt(row.ort1 ?? undefined)} (others ${others(row.ort1 ?? undefined)}), 2T ${fmt(row.ort2 ?? undefined)} (others ${others(row.ort2 ?? undefined)}); load ${row.load}\n`);
+  return row;
+}
+for (const c of cases) rows.set(c, await measureRow(c));
+// Rows that other processes disturbed are measured again, whole (so a row stays one span of time),
+// after an idle moment, while the wait budget lasts; the cleaner of the two is kept.
+for (let pass = 0; pass < 2; pass++) {
+  for (const c of cases) {
+    const old = rows.get(c)!;
+    if (worstOthers(old) <= OTHERS_TOLERATED || waitBudgetMs <= 0) continue;
+    process.stderr.write(`again (others took ${Math.round(worstOthers(old) * 100)}%): `);
+    await idleMoment();
+    const row = await measureRow(c);
+    if (worstOthers(row) < worstOthers(old)) rows.set(c, row);
+  }
 }
 for (const g of gemms.values()) g.dispose();
 

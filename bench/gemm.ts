@@ -108,7 +108,8 @@ function measure(gemm: Gemm, c: Case, copy: boolean): { gflops: number; onCpu: n
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 const variants: GemmVariant[] = relaxedSimdSupported() ? ['simd', 'relaxed'] : ['simd'];
 const gemms = new Map<GemmVariant, Gemm>();
-for (const v of variants) gemms.set(v, await createGemm({ variant: v }));
+// one thread: this table is the single-core GEMM (createGemm defaults to several threads where it can)
+for (const v of variants) gemms.set(v, await createGemm({ variant: v, threads: 1 }));
 const best = gemms.get('relaxed') ?? gemms.get('simd')!;
 const b = best.blocking;
 

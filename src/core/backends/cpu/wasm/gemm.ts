@@ -328,8 +328,9 @@ const fnIndex = (name: PoolFunction): number => POOL_FUNCTIONS.indexOf(name);
  * waking the workers costs tens of microseconds, a 4-Mflop GEMM ~0.1 ms. */
 export const PARALLEL_MIN_FLOPS = 1 << 22;
 
-/** u32 words of the convolution parameter block (assembly/params.ts, ConvParams). */
-const CONV_PARAM_WORDS = 24;
+/** u32 words of the convolution parameter block (assembly/params.ts, ConvParams); the last is the
+ * work-unit counter the threads share, zeroed before every call. */
+const CONV_PARAM_WORDS = 25;
 
 interface Scratch {
   ptr: number; // start of the block (A | B | C)
@@ -559,7 +560,7 @@ class WasmGemm implements Gemm {
     }
     const depthwise = group > 1 && group === C && K === C;
     const words = new Uint32Array(this.memory.buffer, this.params, CONV_PARAM_WORDS);
-    words.set([B, C, H, W, K, kh, kw, group, sh, sw, pt, pl, dh, dw, Ho, Wo, x, w, bias, out, dy, 0, 0, this.chunkColumns]);
+    words.set([B, C, H, W, K, kh, kw, group, sh, sw, pt, pl, dh, dw, Ho, Wo, x, w, bias, out, dy, 0, 0, this.chunkColumns, 0]);
     const perThread = alignUp(depthwise ? this.exports.dwScratchBytes(this.params) : this.exports.convScratchBytes(this.params), ALIGN);
     const scratch = this.convScratchFor(perThread);
     // the scratch may have grown the memory: take a fresh view

@@ -10,17 +10,21 @@
  * lies inside one image, the GEMMs read dY and write Y or dX in place in NCHW (row stride Ho·Wo):
  * no transposes. Runs of whole images go through a [K, n] scratch matrix instead.
  *
- * Every driver is called on every thread of the pool with the same parameters and its own `tid`:
- *   forward       threads take disjoint chunks (disjoint output columns)
- *   input grad    threads take disjoint input channels: rows of dcol = Wᵀ·dY, and the planes of dX
- *                 col2im writes, so no two threads add into the same dX element
- *   weight grad   threads take disjoint column ranges of dW (rows of the column matrix); chunks are
- *                 the same for any thread count and accumulate in the same order
+ * Every driver is called on every thread of the pool with the same parameters and its own `tid`;
+ * threads take units of work from a shared counter (nextUnit) until none are left:
+ *   forward       a unit is one chunk (disjoint output columns)
+ *   input grad    a unit is one image (or run of images) × one block of input channels: rows of
+ *                 dcol = Wᵀ·dY and the dX planes col2im adds into, so no two units touch the same
+ *                 dX element, and each unit goes through its image's chunks in order
+ *   weight grad   a unit is one block of dW columns (rows of the column matrix) or of dW rows
+ *                 (output channels) over all chunks; the chunks are the same for any thread count
+ *                 and accumulate in the same order
  * Each output element is therefore computed by the same instructions in the same order whatever
- * the thread count: results are bitwise identical with 1, 2 or 4 threads.
+ * the thread count and whoever takes which unit: results are bitwise identical with 1, 2 or 4
+ * threads.
  */
-import { sgemm, WORKSPACE_BYTES, NR } from './gemm';
-import { ConvParams, alignUp, copyF32, zeroF32, addF32, copyAddScalar } from './params';
+import { sgemm, WORKSPACE_BYTES, MR, NR } from './gemm';
+import { ConvParams, alignUp, copyF32, zeroF32, addF32, copyAddScalar, nextUnit } from './params';
 
 /* ------------------------------------------------------------------ chunk plan (per instance) */
 
@@ -253,7 +257,7 @@ function gatherDy(p: ConvParams, k0: i32, k1: i32, dst: usize): void {
 /** y = conv(x, w) + bias. */
 export function convForward(pp: usize, tid: i32, nthreads: i32): void {
   const p = changetype<ConvParams>(pp);
-  plan(p, nthreads);
+  plan(p, 2 * nthreads);
   const HW = p.Ho * p.Wo;
   const group = p.group, Cg = p.C / group, Kg = p.K / group;
   const rows = groupRows(p);
@@ -261,9 +265,7 @@ export function convForward(pp: usize, tid: i32, nthreads: i32): void {
   const col = work + alignUp(WORKSPACE_BYTES);
   const yt = col + alignUp(<usize>rows * <usize>planCols * 4);
   const pointwise = isPointwise(p);
-  const q0 = <i32>((<i64>planChunks * tid) / nthreads);
-  const q1 = <i32>((<i64>planChunks * (tid + 1)) / nthreads);
-  for (let q = q0; q < q1; q++) {
+  for (let q = nextUnit(p); q < planChunks; q = nextUnit(p)) {
     chunk(p, q);
     const n = chN;
     const direct = planMode == 0;
@@ -305,10 +307,10 @@ export function convForward(pp: usize, tid: i32, nthreads: i32): void {
   }
 }
 
-/** dx = col2im(Wᵀ·dY), each thread owning the input channels [C·tid/T, C·(tid+1)/T). */
+/** dx = col2im(Wᵀ·dY), by units of (image or run of images) × (block of input channels). */
 export function convInputGrad(pp: usize, tid: i32, nthreads: i32): void {
   const p = changetype<ConvParams>(pp);
-  plan(p, nthreads);
+  plan(p, 2 * nthreads);
   const HW = p.Ho * p.Wo;
   const inPlane = <usize>(p.H * p.W);
   const group = p.group, Cg = p.C / group, Kg = p.K / group;
@@ -318,70 +320,104 @@ export function convInputGrad(pp: usize, tid: i32, nthreads: i32): void {
   const dcol = work + alignUp(WORKSPACE_BYTES);
   const dyt = dcol + alignUp(<usize>rows * <usize>planCols * 4);
   const pointwise = isPointwise(p);
-  const c0 = <i32>((<i64>p.C * tid) / nthreads);
-  const c1 = <i32>((<i64>p.C * (tid + 1)) / nthreads);
-  if (c1 <= c0) return;
-  const g0 = c0 / Cg, g1 = (c1 - 1) / Cg + 1;
-  // pointwise with in-image chunks writes every dX element of its channels with beta = 0: no clear
-  if (!(pointwise && planMode == 0)) {
-    for (let b = 0; b < p.B; b++) zeroF32(p.out + ((<usize>(b * p.C + c0) * inPlane) << 2), (c1 - c0) * <i32>inPlane);
-  }
-  for (let q = 0; q < planChunks; q++) {
-    chunk(p, q);
-    const n = chN;
-    const direct = planMode == 0;
-    if (!direct) gatherDy(p, g0 * Kg, g1 * Kg, dyt);
-    for (let g = g0; g < g1; g++) {
-      const cl0 = max(c0, g * Cg) - g * Cg;
-      const cl1 = min(c1, (g + 1) * Cg) - g * Cg;
-      const r0 = cl0 * khw, r1 = cl1 * khw;
-      let bm: usize, ldb: i32;
-      if (direct) {
-        bm = p.dy + ((<usize>(chB0 * p.K + g * Kg) * <usize>HW + <usize>chHw0) << 2);
-        ldb = HW;
-      } else {
-        bm = dyt + (<usize>(g * Kg) * <usize>n << 2);
-        ldb = n;
+  // one channel block per thread: each block reads all of dY once, so more blocks would cost reads
+  const blocks = min(nthreads, p.C);
+  // units: images (in-image chunks) or runs of images, each × channel block
+  const spans = planMode == 0 ? p.B : planChunks;
+  // col2im adds into dX: a unit clears its planes of an image just before the image's first chunk,
+  // so they are still in cache when the additions come (pointwise with in-image chunks writes
+  // every element once with beta = 0 and needs no clear)
+  const clear = !(pointwise && planMode == 0);
+  for (let u = nextUnit(p); u < spans * blocks; u = nextUnit(p)) {
+    const span = u / blocks, blk = u - span * blocks;
+    const c0 = <i32>((<i64>p.C * blk) / blocks);
+    const c1 = <i32>((<i64>p.C * (blk + 1)) / blocks);
+    const g0 = c0 / Cg, g1 = (c1 - 1) / Cg + 1;
+    const qFirst = planMode == 0 ? span * planPerImage : span;
+    const qEnd = planMode == 0 ? qFirst + planPerImage : span + 1;
+    for (let q = qFirst; q < qEnd; q++) {
+      chunk(p, q);
+      const n = chN;
+      const direct = planMode == 0;
+      if (clear && chHw0 == 0) {
+        for (let b = chB0; b < chB1; b++) zeroF32(p.out + ((<usize>(b * p.C + c0) * inPlane) << 2), (c1 - c0) * <i32>inPlane);
       }
-      const am = p.w + ((<usize>(g * Kg) * <usize>rows + <usize>r0) << 2);
-      if (pointwise && direct) {
-        const cm = p.out + ((<usize>(chB0 * p.C + g * Cg + cl0) * inPlane + <usize>chHw0) << 2);
-        sgemm(1, 0, r1 - r0, n, Kg, 1, am, rows, bm, ldb, 0, cm, HW, work);
-      } else {
-        sgemm(1, 0, r1 - r0, n, Kg, 1, am, rows, bm, ldb, 0, dcol, n, work);
-        col2imChunk(p, g * Cg + cl0, 0, r1 - r0, dcol, n);
+      if (!direct) gatherDy(p, g0 * Kg, g1 * Kg, dyt);
+      for (let g = g0; g < g1; g++) {
+        const cl0 = max(c0, g * Cg) - g * Cg;
+        const cl1 = min(c1, (g + 1) * Cg) - g * Cg;
+        const r0 = cl0 * khw, r1 = cl1 * khw;
+        let bm: usize, ldb: i32;
+        if (direct) {
+          bm = p.dy + ((<usize>(chB0 * p.K + g * Kg) * <usize>HW + <usize>chHw0) << 2);
+          ldb = HW;
+        } else {
+          bm = dyt + (<usize>(g * Kg) * <usize>n << 2);
+          ldb = n;
+        }
+        const am = p.w + ((<usize>(g * Kg) * <usize>rows + <usize>r0) << 2);
+        if (pointwise && direct) {
+          const cm = p.out + ((<usize>(chB0 * p.C + g * Cg + cl0) * inPlane + <usize>chHw0) << 2);
+          sgemm(1, 0, r1 - r0, n, Kg, 1, am, rows, bm, ldb, 0, cm, HW, work);
+        } else {
+          sgemm(1, 0, r1 - r0, n, Kg, 1, am, rows, bm, ldb, 0, dcol, n, work);
+          col2imChunk(p, g * Cg + cl0, 0, r1 - r0, dcol, n);
+        }
       }
     }
   }
 }
 
-/** dW = Σ over chunks of dY·colᵀ, each thread owning a range of dW columns (column-matrix rows) in every group. */
+/**
+ * dW = Σ over chunks of dY·colᵀ, by units of dW: blocks of columns (column-matrix rows) when the
+ * column matrix is the taller operand, else blocks of rows (output channels). A unit reads all of
+ * the operand it does not split, so the split goes along the larger of the two: a pointwise 24→144
+ * layer split by its 24 columns would have every unit stream all of dY (144 channels) again.
+ */
 export function convWeightGrad(pp: usize, tid: i32, nthreads: i32): void {
   const p = changetype<ConvParams>(pp);
   plan(p, 1);
-  const HW = p.Ho * p.Wo;
-  const group = p.group, Cg = p.C / group, Kg = p.K / group;
   const rows = groupRows(p);
+  const Kg = p.K / p.group;
   const work = p.scratch + <usize>tid * p.scratchStride;
   const col = work + alignUp(WORKSPACE_BYTES);
   const dyt = col + alignUp(<usize>rows * <usize>planCols * 4);
+  const byColumns = rows >= Kg;
+  // split in whole micro-tile strips (NR columns or MR rows), two blocks per thread
+  const step = byColumns ? NR : MR;
+  const extent = byColumns ? rows : Kg;
+  const strips = (extent + step - 1) / step;
+  const blocks = nthreads == 1 ? 1 : min(strips, 2 * nthreads);
+  for (let u = nextUnit(p); u < blocks; u = nextUnit(p)) {
+    const e0 = min(extent, <i32>((<i64>strips * u) / blocks) * step);
+    const e1 = min(extent, <i32>((<i64>strips * (u + 1)) / blocks) * step);
+    if (e1 <= e0) continue;
+    if (byColumns) weightGradBlock(p, 0, Kg, e0, e1, work, col, dyt);
+    else weightGradBlock(p, e0, e1, 0, rows, work, col, dyt);
+  }
+}
+
+/** dW[k0..k1)[r0..r1) of every group, summed over all chunks in order. */
+function weightGradBlock(p: ConvParams, k0: i32, k1: i32, r0: i32, r1: i32, work: usize, col: usize, dyt: usize): void {
+  const HW = p.Ho * p.Wo;
+  const group = p.group, Cg = p.C / group, Kg = p.K / group;
+  const rows = groupRows(p);
   const pointwise = isPointwise(p);
-  const strips = (rows + NR - 1) / NR;
-  const r0 = min(rows, <i32>((<i64>strips * tid) / nthreads) * NR);
-  const r1 = min(rows, <i32>((<i64>strips * (tid + 1)) / nthreads) * NR);
-  if (r1 <= r0) return;
   for (let q = 0; q < planChunks; q++) {
     chunk(p, q);
     const n = chN;
     const direct = planMode == 0;
-    if (!direct) gatherDy(p, 0, p.K, dyt);
+    if (!direct) {
+      for (let g = 0; g < group; g++) gatherDy(p, g * Kg + k0, g * Kg + k1, dyt);
+    }
     for (let g = 0; g < group; g++) {
+      const kg0 = g * Kg + k0;
       let am: usize, lda: i32;
       if (direct) {
-        am = p.dy + ((<usize>(chB0 * p.K + g * Kg) * <usize>HW + <usize>chHw0) << 2);
+        am = p.dy + ((<usize>(chB0 * p.K + kg0) * <usize>HW + <usize>chHw0) << 2);
         lda = HW;
       } else {
-        am = dyt + (<usize>(g * Kg) * <usize>n << 2);
+        am = dyt + (<usize>kg0 * <usize>n << 2);
         lda = n;
       }
       let bm: usize, ldb: i32;
@@ -393,7 +429,7 @@ export function convWeightGrad(pp: usize, tid: i32, nthreads: i32): void {
         bm = col;
         ldb = n;
       }
-      sgemm(0, 1, Kg, r1 - r0, n, 1, am, lda, bm, ldb, q == 0 ? 0 : 1, p.out + ((<usize>(g * Kg) * <usize>rows + <usize>r0) << 2), rows, work);
+      sgemm(0, 1, k1 - k0, r1 - r0, n, 1, am, lda, bm, ldb, q == 0 ? 0 : 1, p.out + ((<usize>kg0 * <usize>rows + <usize>r0) << 2), rows, work);
     }
   }
 }

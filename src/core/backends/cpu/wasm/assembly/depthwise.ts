@@ -11,10 +11,11 @@
  *   weight grad   dw[i][j]   = Σ_b Σ dy[oy][ox]·xp[oy·sh + i·dh][ox·sw + j·dw]   (vector accumulators
  *                 per tap, summed across lanes once per channel)
  * 3×3 filters have unrolled kernels with the 9 taps in registers; other sizes loop over taps.
- * Threads take disjoint planes (forward, input gradient) or channels (weight gradient), so results
- * are bitwise identical for any thread count.
+ * Threads take units of planes (forward, input gradient) or single channels (weight gradient) from
+ * the shared counter (nextUnit); units are disjoint, so results are bitwise identical for any
+ * thread count.
  */
-import { ConvParams, copyF32, zeroF32 } from './params';
+import { ConvParams, copyF32, zeroF32, nextUnit } from './params';
 
 // @ts-ignore: decorator
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -252,6 +253,11 @@ function upStride(p: ConvParams): i32 {
   return p.W + (p.kw - 1) * p.dw;
 }
 
+/** Planes per unit of work: about 4096 outputs, so that taking a unit costs nothing in comparison. */
+function planesPerUnit(p: ConvParams): i32 {
+  return max(1, 4096 / max(p.H * p.W, p.Ho * p.Wo));
+}
+
 /** Bytes of scratch one thread needs for any depthwise pass. */
 export function dwScratchBytes(pp: usize): usize {
   const p = changetype<ConvParams>(pp);
@@ -267,13 +273,15 @@ export function dwForward(pp: usize, tid: i32, nthreads: i32): void {
   const buf = p.scratch + <usize>tid * p.scratchStride;
   const inPlane = <usize>(p.H * p.W) << 2, outPlane = <usize>(p.Ho * p.Wo) << 2;
   const taps = p.kh * p.kw;
-  const q0 = <i32>((<i64>planes * tid) / nthreads);
-  const q1 = <i32>((<i64>planes * (tid + 1)) / nthreads);
-  for (let q = q0; q < q1; q++) {
-    const c = q % C;
-    place(p.x + <usize>q * inPlane, p.H, p.W, buf, hp, wp, p.pt, p.pl, 1, 1);
-    const bias: f32 = p.bias != 0 ? load<f32>(p.bias + (<usize>c << 2)) : 0;
-    corrPlane(buf, wp, p.out + <usize>q * outPlane, p.Wo, p.Ho, p.Wo, p.w + (<usize>(c * taps) << 2), p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, bias, false);
+  const per = planesPerUnit(p);
+  for (let u = nextUnit(p); u * per < planes; u = nextUnit(p)) {
+    const end = min(planes, (u + 1) * per);
+    for (let q = u * per; q < end; q++) {
+      const c = q % C;
+      place(p.x + <usize>q * inPlane, p.H, p.W, buf, hp, wp, p.pt, p.pl, 1, 1);
+      const bias: f32 = p.bias != 0 ? load<f32>(p.bias + (<usize>c << 2)) : 0;
+      corrPlane(buf, wp, p.out + <usize>q * outPlane, p.Wo, p.Ho, p.Wo, p.w + (<usize>(c * taps) << 2), p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, bias, false);
+    }
   }
 }
 
@@ -285,13 +293,15 @@ export function dwInputGrad(pp: usize, tid: i32, nthreads: i32): void {
   const inPlane = <usize>(p.H * p.W) << 2, outPlane = <usize>(p.Ho * p.Wo) << 2;
   const taps = p.kh * p.kw;
   const top = (p.kh - 1) * p.dh - p.pt, left = (p.kw - 1) * p.dw - p.pl;
-  const q0 = <i32>((<i64>planes * tid) / nthreads);
-  const q1 = <i32>((<i64>planes * (tid + 1)) / nthreads);
-  for (let q = q0; q < q1; q++) {
-    const c = q % C;
-    // dY[oy][ox] at [oy·sh + top][ox·sw + left]; what lands outside feeds no dX element
-    place(p.dy + <usize>q * outPlane, p.Ho, p.Wo, buf, hu, wu, top, left, p.sh, p.sw);
-    corrPlane(buf, wu, p.out + <usize>q * inPlane, p.W, p.H, p.W, p.w + (<usize>(c * taps) << 2), p.kh, p.kw, 1, 1, p.dh, p.dw, 0, true);
+  const per = planesPerUnit(p);
+  for (let u = nextUnit(p); u * per < planes; u = nextUnit(p)) {
+    const end = min(planes, (u + 1) * per);
+    for (let q = u * per; q < end; q++) {
+      const c = q % C;
+      // dY[oy][ox] at [oy·sh + top][ox·sw + left]; what lands outside feeds no dX element
+      place(p.dy + <usize>q * outPlane, p.Ho, p.Wo, buf, hu, wu, top, left, p.sh, p.sw);
+      corrPlane(buf, wu, p.out + <usize>q * inPlane, p.W, p.H, p.W, p.w + (<usize>(c * taps) << 2), p.kh, p.kw, 1, 1, p.dh, p.dw, 0, true);
+    }
   }
 }
 
@@ -304,9 +314,7 @@ export function dwWeightGrad(pp: usize, tid: i32, nthreads: i32): void {
   const taps = p.kh * p.kw;
   const ho = p.Ho, wo = p.Wo, sh = p.sh, sw = p.sw, dh = p.dh, dw = p.dw;
   const wpB = <usize>wp << 2;
-  const c0 = <i32>((<i64>C * tid) / nthreads);
-  const c1 = <i32>((<i64>C * (tid + 1)) / nthreads);
-  for (let c = c0; c < c1; c++) {
+  for (let c = nextUnit(p); c < C; c = nextUnit(p)) {
     const f = p.out + (<usize>(c * taps) << 2);
     if (p.kh == 3 && p.kw == 3) {
       let a0 = f32x4.splat(0);

@@ -36,6 +36,25 @@ export class ConvParams {
   scratchStride: usize;
   /** target number of GEMM columns (output pixels) per chunk */
   target: i32;
+  /** work units handed out so far (zeroed by the caller before each call): see nextUnit */
+  counter: i32;
+}
+
+/**
+ * The next unit of work for the calling thread. Threads take units from this shared counter as
+ * they finish the previous one, so a thread on a slower core (shared with other work, or with a
+ * busy hyperthread sibling on a virtual machine) simply takes fewer units instead of holding the
+ * others at the end of the call. Every driver defines its units so that no two write the same
+ * output and each is computed the same way whichever thread takes it: results do not depend on
+ * who took what.
+ */
+// @ts-ignore: decorator
+@inline export function nextUnit(p: ConvParams): i32 {
+  const at = changetype<usize>(p) + offsetof<ConvParams>('counter');
+  if (ASC_FEATURE_THREADS) return atomic.add<i32>(at, 1);
+  const v = load<i32>(at);
+  store<i32>(at, v + 1);
+  return v;
 }
 
 // @ts-ignore: decorator
