@@ -5,6 +5,8 @@ import { defineConfig } from '@playwright/test';
  * build served by `vite preview`, with the cross-origin isolation headers the app needs.
  */
 const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// E2E_PORT lets two checkouts (or two people) run the suite side by side
+const port = Number(process.env.E2E_PORT ?? 4173);
 
 export default defineConfig({
   testDir: 'e2e',
@@ -15,7 +17,7 @@ export default defineConfig({
   retries: 0,
   outputDir: 'test-results',
   use: {
-    baseURL: 'http://localhost:4173',
+    baseURL: `http://localhost:${port}`,
     acceptDownloads: true,
     screenshot: 'only-on-failure',
     launchOptions: {
@@ -25,8 +27,8 @@ export default defineConfig({
   },
   projects: [{ name: 'chromium', use: { browserName: 'chromium' } }],
   webServer: {
-    command: 'npx vite build --logLevel warn && npx vite preview --port 4173 --strictPort',
-    url: 'http://localhost:4173',
+    command: `npx vite build --logLevel warn --outDir ${process.env.E2E_OUT_DIR ?? 'dist'} && npx vite preview --outDir ${process.env.E2E_OUT_DIR ?? 'dist'} --port ${port} --strictPort`,
+    url: `http://localhost:${port}`,
     reuseExistingServer: !process.env.CI,
     timeout: 180_000,
   },
