@@ -7,6 +7,8 @@
  * Iterations apply per layer (AdaRound), per block (BRECQ, QDrop; activation-step pass gets a
  * quarter), to the whole network (NWQ) and to decoupleQ's float refinement per block; the
  * references use 10,000–20,000, which this 2-core machine cannot afford for the whole table.
+ * Up to 256 calibration images come from the demo's calib/ folder; more (e.g. --calib 1024) are a
+ * seeded sample of Debian's Fashion-MNIST training set (bench/fmnist-train.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -15,6 +17,7 @@ import { runQuantization } from '../src/core/pipeline';
 import { readImageFolder } from '../src/cli/files';
 import { sampleImages } from '../src/core/data/sample';
 import { FASHION_MNIST } from '../src/core/data/preprocess';
+import { fmnistTrainImages } from './fmnist-train';
 import type { Bits } from '../src/core/quant/quantizer';
 import type { MethodName, QuantPlan } from '../src/core/plan';
 
@@ -30,12 +33,13 @@ const DEMO = 'public/demo';
 const iters = Number(values.iters);
 const model = new Uint8Array(await readFile(`${DEMO}/model.onnx`));
 const allCalib = await readImageFolder(`${DEMO}/calib`);
-const calib = sampleImages(allCalib, Math.min(Number(values.calib), allCalib.length), 0);
+const wanted = Number(values.calib);
+const calib = wanted <= allCalib.length ? sampleImages(allCalib, wanted, 0) : fmnistTrainImages(wanted, 0);
 const val = await readImageFolder(`${DEMO}/val`);
 
 const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : (x * 100).toFixed(2));
 console.log(`machine: ${cpus()[0]?.model} ×${cpus().length}; load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-console.log(`${calib.length} calibration images, ${iters} iterations (see the header of bench/methods.ts), seed 0, 8-bit head and stem`);
+console.log(`${calib.length} calibration images (${wanted <= allCalib.length ? 'the demo’s calib/' : 'Fashion-MNIST training set'}), ${iters} iterations (see the header of bench/methods.ts), seed 0, 8-bit head and stem`);
 console.log('| config | method | quantized top-1 | exported top-1 | FP top-1 | wall s |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const config of values.configs!.split(',')) {
