@@ -2,21 +2,10 @@ import { test, expect, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { decodeModel } from '../src/core/onnx/codec';
+import { watchErrors as watch } from './watch-errors';
 
-/**
- * Any console error, uncaught exception or request to another origin fails the test: a studio that
- * logs errors is broken, and one that talks to the network breaks its promise that files stay local.
- */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('request', (r) => {
-    const url = new URL(r.url());
-    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== 'http://localhost:4173') errors.push(`request to another origin: ${r.url()}`);
-  });
-  return errors;
-}
+// the shared watch (console errors, uncaught exceptions, requests to another origin), as a list of errors
+const watchErrors = (page: Page): string[] => watch(page).errors;
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
 
@@ -242,6 +231,10 @@ test('accessibility smoke test: every control has a name, and the main journey i
   await page.keyboard.press('Enter');
   await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
   await reach(/Method/);
+  // the weight granularity is a labelled select that arrow keys change: per channel, then groups of 32
+  await reach(/Weight granularity/);
+  await page.keyboard.press('ArrowDown');
+  await expect(page.getByLabel('Weight granularity')).toHaveValue('32');
   await reach(/^Run$/);
   // every visible control has an accessible name
   const unnamed = await page.evaluate(() =>

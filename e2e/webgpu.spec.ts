@@ -1,5 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import type { ParityReport } from '../src/core/backends/webgpu/testing/parity';
+import type { DeviceLossCheck, ReconstructionCheck } from '../src/core/backends/webgpu/testing/check-page';
 
 /*
  * The WebGPU backend's kernels, run in Chromium's WebGPU (SwiftShader here, a GPU elsewhere) on
@@ -13,17 +14,20 @@ interface CheckPage {
   parity(only?: string): Promise<ParityReport>;
   inWorker(): Promise<{ ok: boolean; reason?: string; message?: string; adapter?: { architecture: string }; maxErr?: number }>;
   fallbacks(): Promise<Record<string, string>>;
+  reconstruction(): Promise<ReconstructionCheck>;
+  deviceLoss(): Promise<DeviceLossCheck>;
 }
 /** What webgpu-check.html puts on globalThis (src/core/backends/webgpu/testing/check-page.ts). */
 type WithCheck = typeof globalThis & { lowbitWebGpu?: CheckPage };
 
-function watchErrors(page: Page): string[] {
+function watchErrors(page: Page, baseURL: string | undefined): string[] {
+  const origin = new URL(baseURL ?? 'http://localhost').origin;
   const errors: string[] = [];
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('request', (r) => {
     const url = new URL(r.url());
-    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== 'http://localhost:4173') errors.push(`request to another origin: ${r.url()}`);
+    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== origin) errors.push(`request to another origin: ${r.url()}`);
   });
   return errors;
 }
@@ -39,8 +43,8 @@ async function openCheckPage(page: Page): Promise<void> {
   expect(adapter, 'WebGPU must be available in this Chromium (launched with --enable-unsafe-webgpu)').toBe('ok');
 }
 
-test('every WebGPU kernel matches the CPU reference to 1e-4; a steady iteration allocates nothing', async ({ page }) => {
-  const errors = watchErrors(page);
+test('every WebGPU kernel matches the CPU reference to 1e-4; a steady iteration allocates nothing', async ({ page, baseURL }) => {
+  const errors = watchErrors(page, baseURL);
   await openCheckPage(page);
   const report = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.parity());
 
@@ -63,8 +67,8 @@ test('every WebGPU kernel matches the CPU reference to 1e-4; a steady iteration 
   expect(errors).toEqual([]);
 });
 
-test('WebGPU from a worker, and the "no WebGPU" results callers fall back on', async ({ page }) => {
-  const errors = watchErrors(page);
+test('WebGPU from a worker, and the "no WebGPU" results callers fall back on', async ({ page, baseURL }) => {
+  const errors = watchErrors(page, baseURL);
   await openCheckPage(page);
   const worker = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.inWorker());
   expect(worker.ok, `${worker.reason}: ${worker.message}`).toBe(true);
@@ -76,4 +80,35 @@ test('WebGPU from a worker, and the "no WebGPU" results callers fall back on', a
   // this Chromium's only adapter is SwiftShader: refused unless a caller opts in, as the CPU backend is faster
   if (worker.adapter?.architecture === 'swiftshader') expect(fallbacks.byDefault).toMatch(/^software-adapter: /);
   expect(errors).toEqual([]);
+});
+
+test('block reconstruction on WebGPU follows the CPU loop; a device lost mid-run hands the rest to the CPU', async ({ page, baseURL }) => {
+  const errors = watchErrors(page, baseURL);
+  await openCheckPage(page);
+  const r = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.reconstruction());
+  const c = r.comparison;
+  console.log(`reconstruction: ${c.points} losses, max relative difference ${c.maxRecErr.toExponential(2)} (regulariser ${c.maxRegErr.toExponential(2)}); codes equal ${(100 * c.sameCodes).toFixed(2)}%, moved from nearest ${(100 * c.moved!).toFixed(1)}%; CPU ${r.ms.cpu.toFixed(0)} ms, WebGPU ${r.ms.webgpu.toFixed(0)} ms (a software adapter here: not a GPU timing)`);
+  console.log(r.infos.filter((m) => m.startsWith('block ')).join('\n'));
+  expect(r.infos).toContain('block b1: on WebGPU');
+  expect(r.infos).toContain('block b2: on WebGPU');
+  expect(r.infos).toContainEqual(expect.stringMatching(/^block head: on the CPU: op Flatten /));
+  expect(r.warnings).toEqual([]);
+  expect(c.sameSchedule).toBe(true);
+  expect(c.points).toBeGreaterThan(100);
+  expect(c.maxRecErr).toBeLessThanOrEqual(1e-4);
+  // the regulariser sums |2h(V) − 1|^β with β up to 20 through WGSL's pow, whose error grows with the exponent
+  expect(c.maxRegErr).toBeLessThanOrEqual(1e-3);
+  expect(c.betaMismatches).toBe(0);
+  expect(c.sameCodes).toBeGreaterThanOrEqual(0.999);
+  expect(c.moved!).toBeGreaterThan(0.01);
+
+  const lost = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.deviceLoss());
+  console.log([...lost.infos.filter((m) => m.startsWith('block ')), ...lost.warnings].join('\n'));
+  expect(lost.infos).toContain('block b1: on WebGPU');
+  expect(lost.warnings).toContainEqual(expect.stringMatching(/^block b2: the WebGPU device was lost .*; this block and the rest run on the CPU$/));
+  expect(lost.infos).toContainEqual(expect.stringMatching(/^block head: on the CPU: the WebGPU device was lost /));
+  expect(lost.layers).toBeGreaterThan(3);
+  expect(lost.sameCodes).toBeGreaterThanOrEqual(0.999);
+  // a destroyed device reports its loss to the console; nothing else may
+  expect(errors.filter((e) => !/destroyed|lost/i.test(e))).toEqual([]);
 });

@@ -6,7 +6,7 @@ import type { PreprocessSpec } from '../src/core/data/preprocess';
  * bundled demo by reference, a user's project with its bytes (model, external data, images).
  */
 export type SavedProject =
-  | { readonly kind: 'demo'; readonly baseUrl: string }
+  | { readonly kind: 'demo'; readonly baseUrl: string; /** The user's edit of the demo's preprocessing. */ readonly preprocess?: PreprocessSpec | null }
   | {
       readonly kind: 'files';
       readonly modelName: string | null;
@@ -29,15 +29,16 @@ interface Meta {
   classNames?: string[] | null;
 }
 
-const DIR = 'project';
+/** The project's folder; whatever else belongs to the project (a search) lives in it, so replacing the project drops it. */
+export const DIR = 'project';
 
-async function write(dir: FileSystemDirectoryHandle, name: string, bytes: Uint8Array | string): Promise<void> {
+export async function write(dir: FileSystemDirectoryHandle, name: string, bytes: Uint8Array | string): Promise<void> {
   const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
   await w.write(typeof bytes === 'string' ? bytes : (bytes as Uint8Array<ArrayBuffer>));
   await w.close();
 }
 
-async function read(dir: FileSystemDirectoryHandle, name: string): Promise<Uint8Array> {
+export async function read(dir: FileSystemDirectoryHandle, name: string): Promise<Uint8Array> {
   return new Uint8Array(await (await (await dir.getFileHandle(name)).getFile()).arrayBuffer());
 }
 
@@ -66,10 +67,17 @@ export async function loadProject(): Promise<SavedProject | null> {
   } catch {
     return null;
   }
-  if (meta.kind === 'demo') return { kind: 'demo', baseUrl: meta.baseUrl ?? 'demo/' };
+  if (meta.kind === 'demo') return { kind: 'demo', baseUrl: meta.baseUrl ?? 'demo/', preprocess: meta.preprocess ?? null };
   const model = meta.modelName ? await read(dir, 'model') : null;
   const external = new Map<string, Uint8Array>();
   for (const [i, name] of (meta.external ?? []).entries()) external.set(name, await read(dir, `external-${i}`));
   const images = async (paths: string[] | undefined, prefix: string): Promise<ImageFile[]> => Promise.all((paths ?? []).map(async (path, i) => ({ path, bytes: await read(dir, `${prefix}-${i}`) })));
   return { kind: 'files', modelName: meta.modelName ?? null, model, external, calib: await images(meta.calib, 'calib'), val: await images(meta.val, 'val'), preprocess: meta.preprocess ?? null, classNames: meta.classNames ?? null };
+}
+
+/** Changes the saved project's preprocessing alone: an edit of a field must not rewrite every image. */
+export async function savePreprocess(spec: PreprocessSpec): Promise<void> {
+  const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle(DIR);
+  const meta = JSON.parse(new TextDecoder().decode(await read(dir, 'meta.json'))) as Meta;
+  await write(dir, 'meta.json', JSON.stringify({ ...meta, preprocess: spec } satisfies Meta));
 }

@@ -4,19 +4,22 @@
  * Thin by design: everything it does is a call into src/core.
  */
 import * as Comlink from 'comlink';
+import { opfsSpillStore } from './opfs-spill';
 import { loadModel, runQuantization, type RunInput } from '../src/core/pipeline';
 import { labelImages, isImagePath, type ImageFile } from '../src/core/data/image-set';
-import { proposePreprocess, type PreprocessSpec } from '../src/core/data/preprocess';
+import { checkPreprocess, openInputDims, proposePreprocess, type PreprocessSpec } from '../src/core/data/preprocess';
 import type { ModelSummary } from '../src/core/graph/summary';
 import type { DroppedFile, ProjectInfo, RunOutcome, RunSummary, StudioWorkerApi } from '../src/common/protocol';
 import { idbRequest } from './idb';
-import { loadProject, saveProject, type SavedProject } from './opfs-project';
+import { loadProject, savePreprocess, saveProject, type SavedProject } from './opfs-project';
 import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
 import { indexedDbCheckpoints } from './idb-checkpoints';
 import { npySamples, parseNpy } from '../src/core/data/npy';
 import { editedPartition } from '../src/core/graph/partition';
 import { canonicalize } from '../src/core/graph/canonicalize';
-import type { PipelineEvent } from '../src/core/events';
+import { searchCalls } from './search';
+import { previewPreprocess } from './preprocess';
+import { PauseGate, type PipelineEvent } from '../src/core/events';
 
 interface Project {
   model: Uint8Array | null;
@@ -33,6 +36,8 @@ interface Project {
 const empty = (): Project => ({ model: null, modelName: null, external: new Map(), summary: null, calib: [], val: [], classNames: null, preprocess: null, warnings: [] });
 let project = empty();
 let controller: AbortController | null = null;
+/** The running plan's pause gate: every paced loop of the run holds at it while paused. */
+let gate: PauseGate | null = null;
 const BROWSER_MEMORY_BUDGET = 3 * 2 ** 30;
 
 function info(): ProjectInfo {
@@ -61,6 +66,14 @@ async function setModel(bytes: Uint8Array, name: string): Promise<void> {
   project.modelName = name;
   project.summary = summary;
   project.preprocess = proposePreprocess(summary.inputs[0]?.shape ?? []);
+  // a dynamic or unrecorded input is never filled in silently: the user is told what was assumed
+  const input = summary.inputs[0];
+  const open = openInputDims(input?.shape ?? []);
+  if (open.size || open.channels) {
+    const { size, channels } = project.preprocess;
+    const what = [open.channels ? `${channels} channel${channels > 1 ? 's' : ''}` : '', open.size ? `${size[0]}×${size[1]} pixels` : ''].filter(Boolean).join(' and ');
+    project.warnings.push(`the model's input "${input?.name ?? ''}" ${input?.shape.length ? `has a dynamic shape [${input.shape.join(', ')}]` : 'has no shape in the file'}: the studio assumed ${what}; set the right values under Preprocessing`);
+  }
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -126,10 +139,31 @@ function serial<T>(work: () => Promise<T>): Promise<T> {
 }
 
 const api: StudioWorkerApi = {
+  ...searchCalls(() => project, serial),
+
+  setPreprocess: (spec) =>
+    serial(async () => {
+      checkPreprocess(spec);
+      project.preprocess = spec;
+      try {
+        await savePreprocess(spec);
+      } catch (e) {
+        project.warnings.push(`the preprocessing could not be saved for your next visit: ${(e as Error).message}`);
+      }
+      return info();
+    }),
+
+  previewPreprocess: (spec, count) => serial(() => previewPreprocess(project, spec, count)),
+
   restore: () => serial(async () => {
     const saved = await loadProject();
     if (!saved) return null;
-    if (saved.kind === 'demo') return openDemoProject(saved.baseUrl);
+    if (saved.kind === 'demo') {
+      const demo = await openDemoProject(saved.baseUrl);
+      if (!saved.preprocess) return demo;
+      project.preprocess = saved.preprocess;
+      return info();
+    }
     project = { ...empty(), external: new Map(saved.external), calib: [...saved.calib], val: [...saved.val], classNames: saved.classNames ? [...saved.classNames] : null };
     if (saved.model && saved.modelName) await setModel(saved.model, saved.modelName);
     if (saved.preprocess) project.preprocess = saved.preprocess;
@@ -201,11 +235,26 @@ const api: StudioWorkerApi = {
   cancel() {
     controller?.abort();
   },
+
+  holdLifeLock: (name) => new Promise<void>((held) => void navigator.locks.request(name, () => {
+    held();
+    // never settles: the lock goes only with the worker
+    return new Promise<never>(() => {});
+  })),
+
+  async pause() {
+    await gate?.pause();
+  },
+
+  resume() {
+    gate?.resume();
+  },
 };
 
 async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome> {
   if (!project.model || !project.modelName || !project.preprocess) throw new Error('drop a model first');
   controller = new AbortController();
+  gate = new PauseGate(controller.signal);
   const input: RunInput = {
     model: project.model,
     modelName: project.modelName,
@@ -216,8 +265,12 @@ async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Pr
     plan,
     ...(project.classNames ? { classNames: project.classNames } : {}),
     ...(BLOCK_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
-    // a tab has about 4 GB: the caches adapt (fewer calibration images) rather than crash it
+    // a tab has about 4 GB: the caches adapt (float16, then a spill file in the origin-private
+    // file system, then fewer calibration images) rather than crash it
     memoryBudgetBytes: BROWSER_MEMORY_BUDGET,
+    spill: await opfsSpillStore(),
+    // WebGPU when this machine has a GPU adapter (navigator.gpu), else the WASM kernels; the run says which, and why
+    backend: 'auto',
   };
   try {
     const t0 = performance.now();
@@ -227,6 +280,8 @@ async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Pr
     await idbRequest('runs', 'readwrite', (s) => s.put({ ...summary, id }, id));
     return Comlink.transfer({ report, exported }, [exported.buffer as ArrayBuffer]);
   } finally {
+    gate?.close();
+    gate = null;
     controller = null;
   }
 }

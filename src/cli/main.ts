@@ -3,14 +3,14 @@ import { UnsupportedOpError } from '../core/engine/kernels';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { batchSizeFor, loadModel, ModelInputError, runQuantization } from '../core/pipeline';
+import { batchSizeFor, checkClassCount, loadModel, ModelInputError, runQuantization } from '../core/pipeline';
 import { decodeModel, encodeModel, OnnxDecodeError } from '../core/onnx/codec';
 import { DatasetError, labelImages } from '../core/data/image-set';
-import { PRESETS, PreprocessError, proposePreprocess, type PreprocessSpec } from '../core/data/preprocess';
+import { openInputDims, PRESETS, PreprocessError, proposePreprocess, type PreprocessSpec } from '../core/data/preprocess';
 import { ImageBatches } from '../core/data/batches';
 import { ModelSession } from '../core/eval/runtime';
 import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
-import { BLOCK_METHODS, parsePlan, PlanError, DEFAULT_PLAN, type MethodName } from '../core/plan';
+import { BLOCK_METHODS, GROUP_SIZES, parsePlan, PlanError, DEFAULT_PLAN, type GroupSize, type MethodName } from '../core/plan';
 import { CheckpointError, type CheckpointStore } from '../core/checkpoint';
 import { CancelledError } from '../core/events';
 import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
@@ -19,6 +19,8 @@ import { ShapeError } from '../core/graph/shapes';
 import { readImageFolder } from './files';
 import { sampleImages } from '../core/data/sample';
 import { finishReporter, terminalReporter } from './progress';
+import { fileSpillStore } from './spill-store';
+import { CACHE_STORAGES, type CacheStorage } from '../core/quant/row-cache';
 import type { ModelSummary } from '../core/graph/summary';
 import { runSearch, formatCost, type SearchReport } from '../core/search/run';
 import { CostError, METRIC_UNITS, type Budget, type CostMetric } from '../core/search/cost';
@@ -36,8 +38,8 @@ const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|nwq|decoupleq] [--taps block|layer] [--wbits N] [--abits N|none]
-                  [--scale minmax|lp] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
-                  [--seed N] [--calib-size N] [--checkpoint DIR] [--memory-budget MB]
+                  [--scale minmax|lp|mse|percentile] [--act-scale minmax|lp|mse|percentile] [--group-size 32|64|128|none] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
+                  [--seed N] [--calib-size N] [--checkpoint DIR] [--memory-budget MB] [--caches auto|float32|float16|spill] [--threads N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
   lowbit bench [NAME [ARGS…]]      (no NAME: the list)
   lowbit search MODEL --calib DIR --budget size=MB|bitops=G|latency=MS [--bits 2,4,8] [--mode cheap|reconstructed] [--iters N]
@@ -67,7 +69,15 @@ function preprocessFrom(values: Record<string, string | boolean | undefined>, su
     if (preset) return preset;
     throw new UsageError(`unknown --preprocess "${values.preprocess}"; known presets: ${Object.keys(PRESETS).join(', ')} (or give --size, --mean, --std, --channels)`);
   }
-  const base = proposePreprocess(summary.inputs[0]?.shape ?? []);
+  const input = summary.inputs[0];
+  const open = openInputDims(input?.shape ?? []);
+  // a dynamic or unrecorded input is never guessed: the user says what the model takes
+  if ((open.size && !values.size) || (open.channels && !values.channels)) {
+    const what = input?.shape.length ? `has a dynamic shape [${input.shape.join(', ')}]` : 'has no shape in the file';
+    const flags = [open.size && !values.size ? '--size H,W' : '', open.channels && !values.channels ? '--channels 1|3' : ''].filter(Boolean).join(' and ');
+    throw new UsageError(`the model's input "${input?.name ?? ''}" ${what}: give ${flags} (with --mean and --std), or --preprocess ${Object.keys(PRESETS).join('|')}`);
+  }
+  const base = proposePreprocess(input?.shape ?? []);
   const size = values.size ? numbers('size', values.size as string) : [...base.size];
   if (size.length !== 2) throw new UsageError('--size takes H,W');
   const channels = values.channels ? Number(values.channels) : base.channels;
@@ -156,6 +166,7 @@ async function evalCommand(args: string[]): Promise<void> {
   const files = await readImageFolder(values.val, names);
   const set = labelImages(files.map((f) => f.path), names);
   if (!set.classes) throw new DatasetError(`${values.val}: images need class sub-folders to be evaluated`);
+  checkClassCount(summary, set.classes);
   const byPath = new Map(files.map((f) => [f.path, f]));
   const batch = batchSizeFor(summary, spec);
   const session = await ModelSession.create(external.size ? encodeModel(proto) : bytes, 'all');
@@ -163,6 +174,14 @@ async function evalCommand(args: string[]): Promise<void> {
   await session.release();
   if (values.json) console.log(JSON.stringify(acc));
   else console.log(`top-1 ${pct(acc.top1)}  top-5 ${pct(acc.top5)}  (${acc.count} images)`);
+}
+
+/** `--group-size`: 32, 64 or 128 inputs per weight group, or none for per output channel. */
+function groupSizeFlag(value: string): GroupSize | null {
+  if (value === 'none') return null;
+  const n = Number(value);
+  if (!GROUP_SIZES.includes(n as GroupSize)) throw new UsageError(`--group-size takes ${GROUP_SIZES.join(', ')} or none, got "${value}"`);
+  return n as GroupSize;
 }
 
 async function quantize(args: string[]): Promise<void> {
@@ -187,7 +206,11 @@ async function quantize(args: string[]): Promise<void> {
       fisher: { type: 'boolean' },
       checkpoint: { type: 'string' },
       'memory-budget': { type: 'string' },
+      threads: { type: 'string' },
+      caches: { type: 'string' },
       scale: { type: 'string' },
+      'act-scale': { type: 'string' },
+      'group-size': { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
       report: { type: 'string' },
@@ -207,6 +230,8 @@ async function quantize(args: string[]): Promise<void> {
     ...(values.abits !== undefined ? { abits: values.abits === 'none' ? null : Number(values.abits) } : {}),
     ...(values['no-head-stem-8bit'] ? { headStem8bit: false } : {}),
     ...(values.scale !== undefined ? { scale: values.scale } : {}),
+    ...(values['act-scale'] !== undefined ? { actScale: values['act-scale'] } : {}),
+    ...(values['group-size'] !== undefined ? { groupSize: groupSizeFlag(values['group-size']) } : {}),
     ...(values.iters !== undefined ? { iters: Number(values.iters) } : {}),
     ...(values['act-iters'] !== undefined ? { actIters: Number(values['act-iters']) } : {}),
     ...(values.granularity !== undefined ? { granularity: values.granularity } : {}),
@@ -231,6 +256,10 @@ async function quantize(args: string[]): Promise<void> {
   const checkpoints = values.checkpoint ? folderCheckpoints(values.checkpoint) : undefined;
   const budgetMb = values['memory-budget'] === undefined ? undefined : Number(values['memory-budget']);
   if (budgetMb !== undefined && !(budgetMb > 0)) throw new UsageError('--memory-budget takes a size in MB');
+  const threads = values.threads === undefined ? 'auto' : Number(values.threads);
+  if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new UsageError(`--threads takes a whole number from 1 to 64, got "${values.threads}"`);
+  const caches = values.caches ?? 'auto';
+  if (caches !== 'auto' && !CACHE_STORAGES.includes(caches as CacheStorage)) throw new UsageError(`--caches takes auto, ${CACHE_STORAGES.join(', ')}; got "${caches}"`);
   if (checkpoints && !BLOCK_METHODS.includes(plan.method)) throw new UsageError(`--checkpoint works with the block methods (${BLOCK_METHODS.join(', ')}), not ${plan.method}`);
   const controller = new AbortController();
   const onSigint = (): void => {
@@ -240,7 +269,7 @@ async function quantize(args: string[]): Promise<void> {
   process.once('SIGINT', onSigint);
   try {
     const { report, exported } = await runQuantization(
-      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}), ...(checkpoints ? { checkpoints } : {}), ...(budgetMb ? { memoryBudgetBytes: budgetMb * 2 ** 20 } : {}) },
+      { model: model.bytes, modelName: model.name, external: model.external, calib, val, preprocess, plan, weightFormat, ...(classNames ? { classNames } : {}), ...(checkpoints ? { checkpoints } : {}), ...(budgetMb ? { memoryBudgetBytes: budgetMb * 2 ** 20 } : {}), threads, caches: caches as CacheStorage | 'auto', spill: fileSpillStore() },
       terminalReporter(process.stderr, values.json === true),
       controller.signal,
     );

@@ -8,6 +8,8 @@ import type { QuantPlan } from '../core/plan';
 import type { PipelineEvent } from '../core/events';
 import type { RunReport } from '../core/pipeline';
 import type { Granularity, PartitionEdit } from '../core/graph/partition';
+import type { SearchWorkerApi } from './search-protocol';
+import type { PreprocessWorkerApi } from './preprocess-protocol';
 
 /** A block of the partition as the page draws it. */
 export interface BlockInfo {
@@ -50,7 +52,8 @@ export interface RunSummary {
   readonly seconds: number;
 }
 
-export interface StudioWorkerApi {
+/** The mixed-precision and preprocessing calls are declared beside it, in search-protocol.ts and preprocess-protocol.ts. */
+export interface StudioWorkerApi extends SearchWorkerApi, PreprocessWorkerApi {
   /** The project kept from the last visit, reopened; null when there is none. */
   restore(): Promise<ProjectInfo | null>;
   /** Finished runs of every project, oldest first. */
@@ -64,4 +67,13 @@ export interface StudioWorkerApi {
   partition(granularity: Granularity, edits: readonly PartitionEdit[]): Promise<readonly BlockInfo[]>;
   run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome>;
   cancel(): void;
+  /**
+   * Holds the Web Lock `name` for the worker's whole life; resolves once it is held. The page then
+   * asks for the same lock, which the browser grants only when this worker is gone.
+   */
+  holdLifeLock(name: string): Promise<void>;
+  /** Pauses the run in progress; resolves once it holds (its state kept in memory), or when no run is going. */
+  pause(): Promise<void>;
+  /** Lets a paused run continue exactly where it was. */
+  resume(): void;
 }

@@ -1,6 +1,6 @@
 import type { QuantizedWeight } from './export/qdq';
 import type { QuantLayer } from './graph/layers';
-import type { Bits, QuantParams } from './quant/quantizer';
+import { PER_TENSOR, type Bits, type QuantGranularity, type QuantParams } from './quant/quantizer';
 import type { QuantPlan } from './plan';
 import type { BlockMetrics } from './methods/reconstruct';
 
@@ -37,18 +37,20 @@ interface ParamsJson {
   bits: number;
   signed: boolean;
   symmetric: boolean;
-  axis: number | null;
+  granularity?: QuantGranularity;
+  /** Checkpoints written before per-group weights: the channel axis, or null per tensor. */
+  axis?: number | null;
   scale: number[];
   zeroPoint: number[];
   offset?: number[];
 }
 
-const paramsToJson = (p: QuantParams): ParamsJson => ({ bits: p.bits, signed: p.signed, symmetric: p.symmetric, axis: p.axis, scale: Array.from(p.scale), zeroPoint: Array.from(p.zeroPoint), ...(p.offset ? { offset: Array.from(p.offset) } : {}) });
+const paramsToJson = (p: QuantParams): ParamsJson => ({ bits: p.bits, signed: p.signed, symmetric: p.symmetric, granularity: p.granularity, scale: Array.from(p.scale), zeroPoint: Array.from(p.zeroPoint), ...(p.offset ? { offset: Array.from(p.offset) } : {}) });
 const paramsFromJson = (p: ParamsJson): QuantParams => ({
   bits: p.bits as Bits,
   signed: p.signed,
   symmetric: p.symmetric,
-  axis: p.axis,
+  granularity: p.granularity ?? (p.axis === null || p.axis === undefined ? PER_TENSOR : { kind: 'channel', axis: p.axis }),
   scale: Float32Array.from(p.scale),
   zeroPoint: Int32Array.from(p.zeroPoint),
   ...(p.offset ? { offset: Float32Array.from(p.offset) } : {}),

@@ -1,5 +1,6 @@
 import type { ModelSummary } from './graph/summary';
 import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, type QuantPlan } from './plan';
+import { BYTES_IN_MEMORY, CACHE_STORAGES, type CacheStorage } from './quant/row-cache';
 
 /**
  * What a run will cost before it starts: time, and the memory its calibration caches and engine
@@ -10,8 +11,10 @@ import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, type QuantPlan } fr
  */
 export interface RunEstimate {
   readonly seconds: number;
-  /** Calibration caches (block inputs, targets) for all calibration images. */
+  /** Calibration caches (block inputs, targets) for all calibration images, in memory. */
   readonly cacheBytes: number;
+  /** The same caches on disk when they are spilled (row-cache.ts), else 0. */
+  readonly spilledBytes: number;
   /** Engine working set at batch 32, and the model's own copies. */
   readonly workBytes: number;
   /** False when the shapes are unknown (a dynamic input): then only the model's size is counted. */
@@ -26,11 +29,16 @@ export const ORT_GFLOPS = 15;
 const BATCH = 32;
 const F32 = 4;
 
-export function estimateRun(summary: ModelSummary, plan: QuantPlan, calibImages: number, valImages: number): RunEstimate {
+/** Methods whose caches can be kept in float16 or spilled (the block reconstructions); the others keep float32. */
+export function cacheStoragesFor(plan: QuantPlan): readonly CacheStorage[] {
+  return plan.method === 'brecq' || plan.method === 'qdrop' ? CACHE_STORAGES : ['float32'];
+}
+
+export function estimateRun(summary: ModelSummary, plan: QuantPlan, calibImages: number, valImages: number, storage: CacheStorage = 'float32'): RunEstimate {
   const layers = summary.layers;
   const modelBytes = summary.params * F32 * 3;
   const known = layers.every((l) => l.macs !== null && l.outputElements !== null);
-  if (!known) return { seconds: NaN, cacheBytes: 0, workBytes: modelBytes, fromShapes: false };
+  if (!known) return { seconds: NaN, cacheBytes: 0, spilledBytes: 0, workBytes: modelBytes, fromShapes: false };
   const byName = new Map(layers.map((l) => [l.name, l]));
   const blocks = summary.blocks ?? layers.map((l) => ({ id: l.name, kind: 'layer', layers: [l.name] }));
   const macsOf = (names: readonly string[]) => names.reduce((a, n) => a + (byName.get(n)?.macs ?? 0), 0);
@@ -43,6 +51,7 @@ export function estimateRun(summary: ModelSummary, plan: QuantPlan, calibImages:
   // three evaluations (float, simulated, fused) and one calibration pass
   let seconds = ort(totalMacs, 3 * valImages + calibImages);
   let cacheBytes = 0;
+  let spilledBytes = 0;
   let workBytes = modelBytes;
   const all = layers.map((l) => l.name);
   switch (plan.method) {
@@ -61,7 +70,9 @@ export function estimateRun(summary: ModelSummary, plan: QuantPlan, calibImages:
       const actIters = plan.method === 'brecq' && plan.abits !== null ? (plan.actIters ?? 5000) : 0;
       for (const b of blocks) seconds += engine((iters * 6 + actIters * 4) * macsOf(b.layers) * BATCH) + ort(totalMacs, 2 * calibImages);
       const copies = (plan.method === 'qdrop' ? 3 : 2) + (plan.fisher ? 1 : 0);
-      cacheBytes = copies * Math.max(0, ...blocks.map((b) => outOf(b.layers))) * F32 * calibImages;
+      const values = copies * Math.max(0, ...blocks.map((b) => outOf(b.layers))) * calibImages;
+      cacheBytes = values * BYTES_IN_MEMORY[storage];
+      if (storage === 'spill') spilledBytes = values * 2;
       workBytes += 4 * Math.max(0, ...blocks.map((b) => sumOut(b.layers))) * F32 * BATCH;
       break;
     }
@@ -85,12 +96,12 @@ export function estimateRun(summary: ModelSummary, plan: QuantPlan, calibImages:
       break;
     }
   }
-  return { seconds, cacheBytes, workBytes, fromShapes: true };
+  return { seconds, cacheBytes, spilledBytes, workBytes, fromShapes: true };
 }
 
 /** The most calibration images whose caches fit in `budgetBytes` with the working set, at least 32 when any fit. */
-export function calibImagesWithin(summary: ModelSummary, plan: QuantPlan, calibImages: number, valImages: number, budgetBytes: number): number {
-  const e = estimateRun(summary, plan, calibImages, valImages);
+export function calibImagesWithin(summary: ModelSummary, plan: QuantPlan, calibImages: number, valImages: number, budgetBytes: number, storage: CacheStorage = 'float32'): number {
+  const e = estimateRun(summary, plan, calibImages, valImages, storage);
   if (!e.fromShapes || e.cacheBytes + e.workBytes <= budgetBytes || e.cacheBytes === 0) return calibImages;
   const perImage = e.cacheBytes / calibImages;
   return Math.max(0, Math.min(calibImages, Math.floor((budgetBytes - e.workBytes) / perImage)));
@@ -104,5 +115,6 @@ export function formatDuration(seconds: number): string {
 }
 
 export function formatBytes(bytes: number): string {
+  if (bytes === 0) return '0 MB';
   return bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GB` : `${Math.max(1, Math.round(bytes / (1 << 20)))} MB`;
 }

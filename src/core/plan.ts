@@ -1,4 +1,4 @@
-import type { Bits } from './quant/quantizer';
+import { STEP_INITS, type Bits, type QuantGranularity, type StepInit } from './quant/quantizer';
 import type { QuantLayer } from './graph/layers';
 import type { Granularity, PartitionEdit } from './graph/partition';
 
@@ -11,8 +11,10 @@ export const BLOCK_METHODS: readonly MethodName[] = ['brecq', 'qdrop', 'nwq'];
 
 export const GRANULARITIES: readonly Granularity[] = ['layer', 'block', 'stage', 'net'];
 
-/** How weight step sizes are chosen (algorithms.md §1.2): min–max, or BRECQ's 80-candidate 2.4-norm search. */
-export type ScaleSearch = 'minmax' | 'lp';
+/** Weight groups along the input dimension (GPTQ/AWQ-style blocked quantization); absent means per output channel. */
+export type GroupSize = 32 | 64 | 128;
+
+export const GROUP_SIZES: readonly GroupSize[] = [32, 64, 128];
 
 /** Everything that decides a run's numbers. Serialisable: saved with results, loaded back to re-run. */
 export interface QuantPlan {
@@ -25,8 +27,15 @@ export interface QuantPlan {
   readonly headStem8bit: boolean;
   /** Per-layer weight-bit overrides, by layer name. */
   readonly layerBits?: Readonly<Record<string, Bits>>;
-  /** Weight step-size search; default min–max for round-to-nearest, Lp for AdaRound (as the references). */
-  readonly scale?: ScaleSearch;
+  /**
+   * Weight step-size initialisation (algorithms.md §1.2); default as each method's reference:
+   * min–max for round-to-nearest, QDrop's MSE observer for QDrop, BRECQ's Lp search otherwise.
+   */
+  readonly scale?: StepInit;
+  /** Activation step-size initialisation; default min–max over all images for the layer-wise methods, Lp (BRECQ, NWQ) or MSE (QDrop) on 64 images. */
+  readonly actScale?: StepInit;
+  /** Weights per group of this many inputs instead of per output channel (absent or null: per channel). */
+  readonly groupSize?: GroupSize;
   /** Optimisation steps per layer (AdaRound, default 10,000), per block (BRECQ, QDrop: 20,000; decoupleQ's float refinement: 2,000). */
   readonly iters?: number;
   /** Seeds every random choice of a run (batch sampling), so the same plan gives the same numbers. */
@@ -57,15 +66,24 @@ export const DECOUPLEQ_BLOCK_ITERS = 2000;
 
 export const DEFAULT_PLAN: QuantPlan = { method: 'rtn', wbits: 8, abits: 8, headStem8bit: true };
 
-export function weightBitsFor(layer: QuantLayer, plan: QuantPlan): Bits {
+export function weightBitsFor(layer: Pick<QuantLayer, 'name' | 'isFirst' | 'isLast'>, plan: QuantPlan): Bits {
   const override = plan.layerBits?.[layer.name];
   if (override) return override;
   if (plan.headStem8bit && (layer.isFirst || layer.isLast)) return 8;
   return plan.wbits;
 }
 
-export function scaleSearchFor(plan: QuantPlan): ScaleSearch {
-  return plan.scale ?? (plan.method === 'rtn' ? 'minmax' : 'lp');
+export function scaleSearchFor(plan: QuantPlan): StepInit {
+  return plan.scale ?? (plan.method === 'rtn' ? 'minmax' : plan.method === 'qdrop' ? 'mse' : 'lp');
+}
+
+export function actScaleFor(plan: QuantPlan): StepInit {
+  return plan.actScale ?? (plan.method === 'qdrop' ? 'mse' : BLOCK_METHODS.includes(plan.method) ? 'lp' : 'minmax');
+}
+
+/** The weight granularity of a plan, for a weight with its output channels on `axis`. */
+export function weightGranularity(groupSize: GroupSize | undefined, axis: number): QuantGranularity {
+  return groupSize ? { kind: 'group', axis, size: groupSize } : { kind: 'channel', axis };
 }
 
 export class PlanError extends Error {
@@ -74,12 +92,28 @@ export class PlanError extends Error {
 
 const BITS = new Set([2, 3, 4, 5, 6, 7, 8]);
 
+/**
+ * Checks a valid plan against the model it is run on: per-layer bits naming layers the model does
+ * not have (a plan saved for another model) would
+ * otherwise be ignored without a word.
+ */
+export function checkPlanFits(plan: QuantPlan, layerNames: readonly string[]): void {
+  const known = new Set(layerNames);
+  const unknown = Object.keys(plan.layerBits ?? {}).filter((n) => !known.has(n));
+  if (unknown.length === 0) return;
+  const list = (xs: readonly string[]) => xs.slice(0, 5).map((x) => JSON.stringify(x)).join(', ') + (xs.length > 5 ? `, … (${xs.length} in all)` : '');
+  throw new PlanError(`the plan's layerBits name ${unknown.length === 1 ? 'a layer' : 'layers'} this model does not have: ${list(unknown)}; its layers are ${list(layerNames)}`);
+}
+
 /** Checks a plan read from a file or the command line; returns it typed, or says what is wrong. */
 export function parsePlan(value: unknown): QuantPlan {
   if (typeof value !== 'object' || value === null) throw new PlanError('a plan must be a JSON object');
   const v = value as Record<string, unknown>;
   if (!METHODS.includes(v.method as MethodName)) throw new PlanError(`unknown method ${JSON.stringify(v.method)}; this version supports: ${METHODS.join(', ')}`);
-  if (v.scale !== undefined && v.scale !== 'minmax' && v.scale !== 'lp') throw new PlanError(`scale must be "minmax" or "lp", got ${JSON.stringify(v.scale)}`);
+  for (const k of ['scale', 'actScale'] as const) {
+    if (v[k] !== undefined && !STEP_INITS.includes(v[k] as StepInit)) throw new PlanError(`${k} must be one of ${STEP_INITS.map((x) => `"${x}"`).join(', ')}, got ${JSON.stringify(v[k])}`);
+  }
+  if (v.groupSize !== undefined && v.groupSize !== null && !GROUP_SIZES.includes(v.groupSize as GroupSize)) throw new PlanError(`groupSize must be ${GROUP_SIZES.join(', ')} or null (per channel), got ${JSON.stringify(v.groupSize)}`);
   for (const k of ['iters', 'seed'] as const) {
     if (v[k] !== undefined && (!Number.isInteger(v[k]) || (v[k] as number) < (k === 'iters' ? 1 : 0))) throw new PlanError(`${k} must be a ${k === 'iters' ? 'positive' : 'non-negative'} integer, got ${JSON.stringify(v[k])}`);
   }
@@ -107,7 +141,9 @@ export function parsePlan(value: unknown): QuantPlan {
     abits: v.abits as Bits | null,
     headStem8bit: v.headStem8bit !== false,
     layerBits: layerBits as Record<string, Bits>,
-    ...(v.scale !== undefined ? { scale: v.scale as ScaleSearch } : {}),
+    ...(v.scale !== undefined ? { scale: v.scale as StepInit } : {}),
+    ...(v.actScale !== undefined ? { actScale: v.actScale as StepInit } : {}),
+    ...(v.groupSize !== undefined && v.groupSize !== null ? { groupSize: v.groupSize as GroupSize } : {}),
     ...(v.iters !== undefined ? { iters: v.iters as number } : {}),
     ...(v.seed !== undefined ? { seed: v.seed as number } : {}),
     ...(v.granularity !== undefined ? { granularity: v.granularity as Granularity } : {}),

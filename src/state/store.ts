@@ -2,9 +2,10 @@ import { create } from 'zustand';
 import * as Comlink from 'comlink';
 import type { DroppedFile, ProjectInfo, RunSummary } from '../common/protocol';
 import type { RunReport } from '../core/pipeline';
-import { DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
+import type { PreprocessSpec } from '../core/data/preprocess';
+import { BLOCK_METHODS, DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
 import type { Stage } from '../core/events';
-import { studioWorker } from './studio-worker';
+import { onWorkerLost, studioWorker, unlessWorkerLost, WorkerLostError } from './studio-worker';
 
 /** What the page shows; the worker owns the bytes, the store only what is needed to draw. */
 export type RunState =
@@ -12,7 +13,9 @@ export type RunState =
   | { readonly kind: 'running'; readonly stage: Stage; readonly done: number; readonly total: number; readonly startedAt: number; readonly stageStartedAt: number }
   | { readonly kind: 'done'; readonly report: RunReport; readonly exportUrl: string; readonly exportName: string }
   | { readonly kind: 'cancelled' }
-  | { readonly kind: 'failed'; readonly message: string };
+  | { readonly kind: 'failed'; readonly message: string }
+  /** The worker died during the run; block methods resume from their last saved block. */
+  | { readonly kind: 'interrupted'; readonly message: string; readonly stage: Stage; readonly resumable: boolean };
 
 interface StudioState {
   project: ProjectInfo | null;
@@ -35,8 +38,14 @@ interface StudioState {
   loadPlan(file: Blob): Promise<void>;
   openDemo(): Promise<void>;
   addFiles(files: DroppedFile[]): Promise<void>;
+  /** Makes `spec` the project's preprocessing; rejects with the reason when it cannot be applied. */
+  setPreprocess(spec: PreprocessSpec): Promise<void>;
   startRun(): Promise<void>;
   cancelRun(): void;
+  /** A pause of the running plan: asked for (a stage that is not paced finishes its step first), then holding since `since`. */
+  pause: { readonly state: 'pausing' } | { readonly state: 'paused'; readonly since: number } | null;
+  pauseRun(): Promise<void>;
+  resumeRun(): void;
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/^Error: /, '');
@@ -50,6 +59,7 @@ export const useStudio = create<StudioState>((set, get) => ({
   losses: null,
   log: [],
   history: [],
+  pause: null,
 
   async restore() {
     try {
@@ -100,14 +110,18 @@ export const useStudio = create<StudioState>((set, get) => ({
     }
   },
 
+  async setPreprocess(spec) {
+    set({ project: await studioWorker().setPreprocess(spec) });
+  },
+
   async startRun() {
     const { plan, project, run } = get();
     if (!project?.summary || run.kind === 'running') return;
     if (run.kind === 'done') URL.revokeObjectURL(run.exportUrl);
     const startedAt = performance.now();
-    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt, stageStartedAt: startedAt }, losses: null, log: [] });
+    set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt, stageStartedAt: startedAt }, losses: null, log: [], pause: null });
     try {
-      const outcome = await studioWorker().run(
+      const outcome = await unlessWorkerLost(studioWorker().run(
         plan,
         Comlink.proxy((e) => {
           const now = get().run;
@@ -121,18 +135,54 @@ export const useStudio = create<StudioState>((set, get) => ({
             set({ losses: prev?.layer === e.layer ? { layer: e.layer, points: [...prev.points, point] } : { layer: e.layer, points: [point] } });
           }
         }),
-      );
+      ));
       const base = (project.modelName ?? 'model').replace(/\.onnx$/i, '');
       const exportName = `${base}-w${plan.wbits}a${plan.abits ?? 32}-${plan.method}.onnx`;
       const exportUrl = URL.createObjectURL(new Blob([outcome.exported as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
       set({ run: { kind: 'done', report: outcome.report, exportUrl, exportName }, history: await studioWorker().history() });
     } catch (e) {
       const msg = message(e);
+      if (e instanceof WorkerLostError) {
+        const now = get().run;
+        set({ run: { kind: 'interrupted', message: msg, stage: now.kind === 'running' ? now.stage : 'load', resumable: BLOCK_METHODS.includes(plan.method) }, pause: null });
+        return;
+      }
       set({ run: /cancelled/.test(msg) ? { kind: 'cancelled' } : { kind: 'failed', message: msg } });
     }
   },
 
   cancelRun() {
     void studioWorker().cancel();
+    set({ pause: null });
+  },
+
+  async pauseRun() {
+    if (get().run.kind !== 'running' || get().pause) return;
+    set({ pause: { state: 'pausing' } });
+    await studioWorker().pause();
+    // the run may have ended, been cancelled or resumed while the pause was on its way
+    if (get().run.kind === 'running' && get().pause?.state === 'pausing') set({ pause: { state: 'paused', since: performance.now() } });
+  },
+
+  resumeRun() {
+    const { pause, run } = get();
+    if (!pause) return;
+    void studioWorker().resume();
+    // the time spent paused is not the stage's: the time-left estimate skips it
+    const held = pause.state === 'paused' ? performance.now() - pause.since : 0;
+    set({ pause: null, ...(run.kind === 'running' ? { run: { ...run, stageStartedAt: run.stageStartedAt + held } } : {}) });
   },
 }));
+
+// The dead worker took the project's bytes with it: a fresh one reopens the project from where the
+// worker kept it (OPFS), so that the page goes on showing, and running, the same project.
+onWorkerLost((reason) => {
+  const running = useStudio.getState().run.kind === 'running';
+  useStudio.setState({ loading: 'Restarting the studio’s worker and reopening the project…', ...(running ? {} : { loadError: `${reason}; it has been restarted` }) });
+  studioWorker()
+    .restore()
+    .then(
+      (project) => useStudio.setState({ loading: null, project, ...(project ? {} : { loadError: `${reason}, and the project could not be reopened: open or drop it again` }) }),
+      (e: unknown) => useStudio.setState({ loading: null, project: null, loadError: `${reason}, and the project could not be reopened: ${message(e)}` }),
+    );
+});

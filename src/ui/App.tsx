@@ -1,9 +1,12 @@
 import { useEffect, useState } from 'react';
 import { DropZone } from './DropZone';
 import { ProjectPanel } from './ProjectPanel';
+import { PreprocessPanel } from './PreprocessPanel';
+import { ModelView } from './ModelView';
 import { PlanPanel } from './PlanPanel';
 import { RunPanel } from './RunPanel';
 import { ResultsPanel } from './ResultsPanel';
+import { MixedPrecisionPanel } from './MixedPrecisionPanel';
 import { RunsTable } from './RunsTable';
 import { useStudio } from '../state/store';
 
@@ -37,10 +40,13 @@ export function App() {
       <main className="grid">
         <DropZone />
         <ProjectPanel />
+        <PreprocessPanel />
         <PlanPanel />
         <RunPanel dark={theme === 'dark'} />
         <ResultsPanel dark={theme === 'dark'} />
+        <MixedPrecisionPanel dark={theme === 'dark'} />
         <RunsTable />
+        <ModelView />
       </main>
     </>
   );

@@ -35,7 +35,9 @@ export function LossChart({ dark }: { dark: boolean }) {
   }, [losses]);
   return (
     <div>
-      <p className="hint">Layer {losses?.layer}</p>
+      <p className="hint" data-testid="loss-position">
+        Layer {losses?.layer}, iteration {losses?.points.at(-1)?.iter}
+      </p>
       <div ref={ref} className="chart small" role="img" aria-label={`Loss curve of layer ${losses?.layer ?? ''}`} />
     </div>
   );

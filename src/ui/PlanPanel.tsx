@@ -1,11 +1,13 @@
 import { useStudio } from '../state/store';
-import type { Bits } from '../core/quant/quantizer';
-import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, type MethodName, type ScaleSearch } from '../core/plan';
+import type { Bits, StepInit } from '../core/quant/quantizer';
+import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, GROUP_SIZES, actScaleFor, scaleSearchFor, type GroupSize, type MethodName } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
 import { PartitionEditor } from './PartitionEditor';
 import { estimateRun, formatBytes, formatDuration } from '../core/estimate';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
+
+const STEP_INIT_LABELS: Record<StepInit, string> = { minmax: 'Min–max', lp: '2.4-norm search (BRECQ)', mse: 'MSE observer (QDrop)', percentile: '99.99th percentile' };
 const ACT_BITS: (Bits | null)[] = [8, 4, null];
 
 const GRANULARITY_LABELS: Record<Granularity, string> = { layer: 'layer (one layer at a time)', block: 'block (residual blocks; the paper’s best)', stage: 'stage (blocks of one resolution)', net: 'network (everything at once)' };
@@ -121,12 +123,38 @@ export function PlanPanel() {
           </select>
         </label>
         <label>
-          Weight step size
-          <select value={plan.scale ?? (plan.method === 'rtn' ? 'minmax' : 'lp')} disabled={disabled} onChange={(e) => setPlan({ scale: e.target.value as ScaleSearch })}>
-            <option value="minmax">Min–max per channel</option>
-            <option value="lp">2.4-norm search (BRECQ)</option>
+          Weight granularity
+          <select value={plan.groupSize ?? 'channel'} disabled={disabled} onChange={(e) => setPlan({ groupSize: e.target.value === 'channel' ? undefined : (Number(e.target.value) as GroupSize) })}>
+            <option value="channel">Per output channel</option>
+            {GROUP_SIZES.map((g) => (
+              <option key={g} value={g}>
+                Groups of {g} inputs
+              </option>
+            ))}
           </select>
         </label>
+        <label>
+          Weight step size
+          <select value={scaleSearchFor(plan)} disabled={disabled} onChange={(e) => setPlan({ scale: e.target.value as StepInit })}>
+            {Object.entries(STEP_INIT_LABELS).map(([k, label]) => (
+              <option key={k} value={k}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+        {plan.abits !== null && (
+          <label>
+            Activation step size
+            <select value={actScaleFor(plan)} disabled={disabled} onChange={(e) => setPlan({ actScale: e.target.value as StepInit })}>
+              {Object.entries(STEP_INIT_LABELS).map(([k, label]) => (
+                <option key={k} value={k}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         {plan.method === 'brecq' && (
           <label className="check">
             <input type="checkbox" checked={plan.fisher === true} disabled={disabled} onChange={(e) => setPlan({ fisher: e.target.checked })} />

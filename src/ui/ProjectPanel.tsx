@@ -26,13 +26,7 @@ export function ProjectPanel() {
         {summary.blocks && (
           <>
             <dt>Blocks</dt>
-            <dd data-testid="blocks">
-              {summary.blocks.map((b) => (
-                <span key={b.id} className="chip" title={`${b.kind}: ${b.layers.join(', ')}`}>
-                  {b.id}
-                </span>
-              ))}
-            </dd>
+            <dd data-testid="blocks">{`${summary.blocks.length}: ${summary.blocks.map((b) => b.id).join(', ')} (see Layers by block)`}</dd>
           </>
         )}
         <dt>Ops</dt>
@@ -45,15 +39,6 @@ export function ProjectPanel() {
         <dd data-testid="calib-count">{project.calibImages ? `${fmt(project.calibImages)} images` : 'none yet: drop a flat folder of images'}</dd>
         <dt>Validation</dt>
         <dd data-testid="val-count">{project.valImages ? `${fmt(project.valImages)} images in ${project.classes?.length ?? 0} classes` : 'none: accuracy will not be measured'}</dd>
-        {project.preprocess && (
-          <>
-            <dt>Preprocessing</dt>
-            <dd>
-              {project.preprocess.resize ? `shorter side ${project.preprocess.resize}, centre crop ` : ''}
-              {project.preprocess.size.join('×')}, {project.preprocess.channels} channel{project.preprocess.channels > 1 ? 's' : ''}, mean [{project.preprocess.mean.join(', ')}], std [{project.preprocess.std.join(', ')}]
-            </dd>
-          </>
-        )}
       </dl>
       {project.warnings.map((w) => (
         <p key={w} className="warning" role="alert">

@@ -3,22 +3,34 @@ import { useStudio } from '../state/store';
 import { LayerChart } from './LayerChart';
 import { WeightHistogramChart } from './WeightHistogramChart';
 import type { Accuracy } from '../core/eval/accuracy';
+import type { RunReport } from '../core/pipeline';
+import { reportHtml } from './report-html';
 
 const pct = (a: Accuracy | null): string => (a ? `${(a.top1 * 100).toFixed(2)}%` : 'n/a');
 
 /** An object URL for `value` as JSON, revoked when the value changes or the panel goes. */
 function useJsonUrl(value: unknown): string | null {
-  const url = useMemo(() => (value ? URL.createObjectURL(new Blob([JSON.stringify(value, null, 2)], { type: 'application/json' })) : null), [value]);
+  return useObjectUrl(value, (v) => new Blob([JSON.stringify(v, null, 2)], { type: 'application/json' }));
+}
+
+/** An object URL for what `toBlob` makes of `value`, revoked when the value changes or the panel goes. */
+function useObjectUrl<T>(value: T | null, toBlob: (value: T) => Blob): string | null {
+  // toBlob is a pure function of value: the URL depends on the value alone
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const url = useMemo(() => (value ? URL.createObjectURL(toBlob(value)) : null), [value]);
   useEffect(() => () => void (url && URL.revokeObjectURL(url)), [url]);
   return url;
 }
+
+const htmlBlob = (report: RunReport): Blob => new Blob([reportHtml(report)], { type: 'text/html' });
 
 export function ResultsPanel({ dark }: { dark: boolean }) {
   const run = useStudio((s) => s.run);
   const report = run.kind === 'done' ? run.report : null;
   const reportUrl = useJsonUrl(report);
+  const htmlUrl = useObjectUrl(report, htmlBlob);
   const planUrl = useJsonUrl(report?.plan ?? null);
-  if (run.kind !== 'done' || !report || !reportUrl || !planUrl) return null;
+  if (run.kind !== 'done' || !report || !reportUrl || !planUrl || !htmlUrl) return null;
   const delta = report.fp && report.exported ? (report.exported.top1 - report.fp.top1) * 100 : null;
   return (
     <section className="card wide" aria-labelledby="results-title">
@@ -85,6 +97,9 @@ export function ResultsPanel({ dark }: { dark: boolean }) {
         </a>
         <a className="button" href={reportUrl} download={run.exportName.replace(/\.onnx$/, '.report.json')}>
           Download report (JSON)
+        </a>
+        <a className="button" href={htmlUrl} download={run.exportName.replace(/\.onnx$/, '.report.html')} data-testid="download-report-html">
+          Download printable report (HTML)
         </a>
       </div>
     </section>

@@ -11,7 +11,7 @@ function eta(run: { stage: string; done: number; total: number; stageStartedAt: 
 }
 
 export function RunPanel({ dark }: { dark: boolean }) {
-  const { run, startRun, cancelRun, project, loading } = useStudio();
+  const { run, startRun, cancelRun, pauseRun, resumeRun, pause, project, loading } = useStudio();
   const hasLosses = useStudio((s) => s.losses !== null);
   const log = useStudio((s) => s.log);
   const ready = !!project?.summary && project.calibImages > 0 && loading === null;
@@ -23,6 +23,16 @@ export function RunPanel({ dark }: { dark: boolean }) {
         <button type="button" className="primary" onClick={() => void startRun()} disabled={!ready || running}>
           Run
         </button>
+        {running && !pause && (
+          <button type="button" onClick={() => void pauseRun()}>
+            Pause
+          </button>
+        )}
+        {running && pause && (
+          <button type="button" onClick={resumeRun}>
+            Resume
+          </button>
+        )}
         {running && (
           <button type="button" onClick={cancelRun}>
             Cancel
@@ -32,9 +42,12 @@ export function RunPanel({ dark }: { dark: boolean }) {
       {!ready && <p className="hint">{project?.summary ? 'Add calibration images to run.' : 'Open the demo or drop a model to start.'}</p>}
       {running && (
         <div className="progress-block" role="status" aria-live="polite">
-          <span>{STAGE_LABELS[run.stage]}</span>
+          <span>
+            {STAGE_LABELS[run.stage]}
+            {pause && <b data-testid="paused">{pause.state === 'paused' ? ' — paused' : ' — pausing…'}</b>}
+          </span>
           <progress max={run.total} value={run.done} aria-label={STAGE_LABELS[run.stage]} />
-          <span data-testid="eta">{eta(run)}</span>
+          <span data-testid="eta">{pause ? 'The run holds its state in memory; Resume continues where it stopped.' : eta(run)}</span>
         </div>
       )}
       {running && (run.stage === 'quantize' || run.stage === 'act-steps') && hasLosses && <LossChart dark={dark} />}
@@ -52,6 +65,17 @@ export function RunPanel({ dark }: { dark: boolean }) {
         <p role="alert" className="error">
           {run.message}
         </p>
+      )}
+      {run.kind === 'interrupted' && (
+        <div role="alert" className="error" data-testid="run-interrupted">
+          <p>
+            The run stopped during “{STAGE_LABELS[run.stage]}”: {run.message}.{' '}
+            {run.resumable ? 'Every block it finished is saved in this browser.' : 'This method saves no checkpoints, so a new run starts from the beginning.'}
+          </p>
+          <button type="button" className="primary" onClick={() => void startRun()} disabled={!ready}>
+            {run.resumable ? 'Resume from the last finished block' : 'Run again'}
+          </button>
+        </div>
       )}
     </section>
   );

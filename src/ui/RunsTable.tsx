@@ -1,4 +1,5 @@
 import { useStudio } from '../state/store';
+import { planBitsLabel } from '../state/mixed-precision';
 
 const pct = (x: number | null): string => (x === null ? '–' : `${(x * 100).toFixed(2)}%`);
 
@@ -33,7 +34,7 @@ export function RunsTable() {
                 {r.plan.method}
                 {r.plan.iters ? ` (${r.plan.iters} it.)` : ''}
               </td>
-              <td>{`W${r.plan.wbits}A${r.plan.abits ?? 32}`}</td>
+              <td>{planBitsLabel(r.plan)}</td>
               <td>{pct(r.fp)}</td>
               <td>{pct(r.quant)}</td>
               <td>{pct(r.exported)}</td>

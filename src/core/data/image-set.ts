@@ -18,7 +18,8 @@ export class DatasetError extends Error {
   override name = 'DatasetError';
 }
 
-const IMAGE_EXT = /\.(png|jpe?g|npy)$/i;
+// GIF is listed so that a GIF in a folder is refused by name (decodeImage) rather than silently skipped
+const IMAGE_EXT = /\.(png|jpe?g|gif|npy)$/i;
 
 export function isImagePath(path: string): boolean {
   return IMAGE_EXT.test(path) && !path.split('/').some((p) => p.startsWith('.'));

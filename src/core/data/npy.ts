@@ -20,9 +20,11 @@ export function isNpy(bytes: Uint8Array): boolean {
 export function parseNpy(bytes: Uint8Array, name: string): NpyArray {
   if (!isNpy(bytes)) throw new DatasetError(`${name}: not a .npy file`);
   const major = bytes[6]!;
+  if (major < 1 || major > 3) throw new DatasetError(`${name}: .npy format version ${major} is not supported (1 to 3 are)`);
+  const start = major === 1 ? 10 : 12;
+  if (bytes.length < start) throw new DatasetError(`${name}: the .npy header is truncated`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  const start = major === 1 ? 10 : 12;
   if (start + headerLen > bytes.length) throw new DatasetError(`${name}: the .npy header is truncated`);
   const header = new TextDecoder().decode(bytes.subarray(start, start + headerLen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];

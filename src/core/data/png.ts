@@ -28,6 +28,8 @@ export class ImageDecodeError extends Error {
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 const MAX_SIDE = 16384;
 const MAX_PIXELS = 64 * 1024 * 1024;
+/** Deflate's largest possible expansion (258-byte matches coded in 2 bits, plus block overhead), with a margin. */
+const MAX_INFLATE_RATIO = 1040;
 
 // Samples per pixel and legal bit depths, indexed by PNG colour type.
 const COLOR_TYPES: Record<number, { channels: number; depths: number[] }> = {
@@ -163,6 +165,9 @@ export async function decodePng(bytes: Uint8Array): Promise<DecodedImage> {
     if (pw > 0) expected += ph * (1 + Math.ceil((pw * bitsPerPixel) / 8));
   }
 
+  // deflate expands at most ~1032:1: a header promising more than the data can hold is refused
+  // before the image buffers are allocated (a 100-byte file must not make us reserve 512 MB)
+  if (expected > idatLength * MAX_INFLATE_RATIO + 1024) fail(`the image data (${idatLength} bytes compressed) is too short for a ${width}x${height} image`);
   const compressed = new Uint8Array(idatLength);
   let off = 0;
   for (const part of idat) {

@@ -24,6 +24,18 @@ export class PreprocessError extends Error {
   override name = 'PreprocessError';
 }
 
+/** Refuses a spec no image can be preprocessed with (the studio's fields and a CLI's flags can say anything). */
+export function checkPreprocess(spec: PreprocessSpec): void {
+  const C = spec.channels;
+  if (C !== 1 && C !== 3) throw new PreprocessError(`${String(C)} channels; images have 1 or 3`);
+  for (const d of spec.size) if (!Number.isInteger(d) || d < 1 || d > 4096) throw new PreprocessError(`size ${spec.size.join('×')}: each side must be a whole number from 1 to 4096`);
+  if (spec.resize !== undefined && (!Number.isInteger(spec.resize) || spec.resize < Math.min(...spec.size))) throw new PreprocessError(`resize ${spec.resize} must be a whole number no smaller than the crop`);
+  if (spec.mean.length !== C && spec.mean.length !== 1) throw new PreprocessError(`mean has ${spec.mean.length} values for ${C} channels`);
+  if (spec.std.length !== C && spec.std.length !== 1) throw new PreprocessError(`std has ${spec.std.length} values for ${C} channels`);
+  if (spec.mean.some((m) => !Number.isFinite(m))) throw new PreprocessError('mean must be numbers');
+  if (spec.std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new PreprocessError('std must be positive numbers');
+}
+
 /** Reads one pixel channel in [0, 1], converting grey↔RGB (ITU-R 601 luma) and ignoring alpha. */
 function sampler(img: DecodedImage, channels: 1 | 3): (x: number, y: number, c: number) => number {
   const full = img.bitDepth === 32 ? 1 : img.bitDepth === 16 ? 65535 : 255;
@@ -43,8 +55,7 @@ function sampler(img: DecodedImage, channels: 1 | 3): (x: number, y: number, c: 
 export function preprocessInto(img: DecodedImage, spec: PreprocessSpec, out: Float32Array, offset: number): void {
   const [h, w] = spec.size;
   const C = spec.channels;
-  if (spec.mean.length !== C && spec.mean.length !== 1) throw new PreprocessError(`mean has ${spec.mean.length} values for ${C} channels`);
-  if (spec.std.length !== C && spec.std.length !== 1) throw new PreprocessError(`std has ${spec.std.length} values for ${C} channels`);
+  checkPreprocess(spec);
   const px = sampler(img, C);
   // output pixel (x, y) samples the source at ((x + ox + 0.5)·sx − 0.5, (y + oy + 0.5)·sy − 0.5)
   let sx = img.width / w;
@@ -94,4 +105,14 @@ export function proposePreprocess(inputShape: readonly (number | string)[]): Pre
   if (c === 3) return size[0] === 224 && size[1] === 224 ? IMAGENET : { ...IMAGENET, size, resize: Math.round((Math.min(...size) * 256) / 224) };
   if (size[0] === 28 && size[1] === 28) return FASHION_MNIST;
   return { size, channels: 1, mean: [0.5], std: [0.5] };
+}
+
+/**
+ * What the model's input shape leaves open and the user must give: the channels, the size, or both
+ * when the file records no shape. A shape of another rank is not an image input (`batchSizeFor` says so).
+ */
+export function openInputDims(shape: readonly (number | string)[]): { readonly channels: boolean; readonly size: boolean } {
+  if (shape.length === 0) return { channels: true, size: true };
+  if (shape.length !== 4) return { channels: false, size: false };
+  return { channels: typeof shape[1] !== 'number', size: typeof shape[2] !== 'number' || typeof shape[3] !== 'number' };
 }

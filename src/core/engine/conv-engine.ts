@@ -2,6 +2,9 @@ import { conv2dBackward, conv2dForward, type Conv2dAttrs, type Nd } from '../bac
 import { GemmConv } from '../backends/cpu/conv-gemm';
 import { createGemm, type Gemm } from '../backends/cpu/wasm/gemm';
 
+/** Worker threads for the WASM kernels: 'auto' takes the machine's cores (capped), a number fixes it. */
+export type Threads = number | 'auto';
+
 /** A convolution with both gradients: what a reconstructed block needs of each Conv node. */
 export interface ConvEngine {
   forward(x: Nd, w: Nd): Nd;
@@ -27,10 +30,20 @@ export const referenceConv: ConvFactory = (attrs, bias) => ({
 export class WasmConvPool {
   private gemm: Promise<Gemm> | null = null;
 
+  /** `threads`: the kernels' thread count; results are bitwise the same for any count, only the speed differs. */
+  constructor(private readonly threads: Threads = 'auto') {}
+
   /** A factory for the convolutions of one program (compilation is synchronous, the instance is made ahead). */
   async factory(): Promise<ConvFactory> {
-    this.gemm ??= createGemm();
+    this.gemm ??= createGemm({ threads: this.threads });
     const gemm = await this.gemm;
     return (attrs, bias) => new GemmConv(gemm, attrs, bias);
+  }
+
+  /** Stops the kernels' worker threads now rather than at garbage collection; the pool can be used again after. */
+  async dispose(): Promise<void> {
+    const gemm = this.gemm;
+    this.gemm = null;
+    if (gemm) (await gemm).dispose();
   }
 }

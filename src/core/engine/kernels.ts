@@ -135,7 +135,8 @@ function samePads(inSize: number, k: number, s: number, d: number, upper: boolea
   return upper ? [small, total - small] : [total - small, small];
 }
 
-function spatialPads(node: NodeProto, x: Nd, kernel: readonly [number, number], strides: readonly [number, number], dilations: readonly [number, number]): [number, number, number, number] {
+/** [top, left, bottom, right] pads of a 2-D window op, auto_pad resolved against the input's size. */
+export function spatialPads(node: NodeProto, x: Nd, kernel: readonly [number, number], strides: readonly [number, number], dilations: readonly [number, number]): [number, number, number, number] {
   const auto = attrString(node, 'auto_pad', 'NOTSET');
   if (auto === 'VALID') return [0, 0, 0, 0];
   if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {

@@ -1,6 +1,6 @@
 import type { ImageBatches } from '../data/batches';
 import type { ModelSession } from './runtime';
-import { throwIfAborted, type Progress } from '../events';
+import { cooperative, type Progress } from '../events';
 
 export interface Accuracy {
   /** Fractions in 0..1. */
@@ -18,8 +18,9 @@ export async function evaluateAccuracy(session: ModelSession, images: ImageBatch
   let hit1 = 0;
   let hit5 = 0;
   const output = session.outputNames[0]!;
+  const pace = cooperative(signal);
   for (let b = 0; b < images.batches; b++) {
-    throwIfAborted(signal);
+    await pace();
     const { data, shape, start } = await images.batch(b);
     const logits = (await session.run(data, shape, [output])).get(output)!;
     const n = shape[0];
@@ -44,8 +45,9 @@ export async function evaluateAccuracy(session: ModelSession, images: ImageBatch
 export async function collectLogits(session: ModelSession, images: ImageBatches, onProgress?: Progress, signal?: AbortSignal): Promise<{ data: Float32Array; classes: number }> {
   const output = session.outputNames[0]!;
   const parts: Float32Array[] = [];
+  const pace = cooperative(signal);
   for (let b = 0; b < images.batches; b++) {
-    throwIfAborted(signal);
+    await pace();
     const { data, shape } = await images.batch(b);
     parts.push((await session.run(data, shape, [output])).get(output)!.data.slice());
     onProgress?.(b + 1, images.batches);

@@ -3,15 +3,16 @@ import { exportQdq } from './qdq';
 import { canonicalize } from '../graph/canonicalize';
 import { activationQuantPoints, findQuantLayers } from '../graph/layers';
 import { roundToNearest } from '../methods/rtn';
-import { dequantizeTensor, minMaxPerTensor, type Bits, type QuantParams } from '../quant/quantizer';
-import { collectRanges } from '../quant/calibrate';
+import { dequantizeTensor, minMaxPerTensor, quantizeTensor, weightParams, type Bits, type QuantParams } from '../quant/quantizer';
+import { collectRanges, withOutputs } from '../quant/calibrate';
 import { decodeModel, encodeModel } from '../onnx/codec';
 import { DataType, type ModelProto } from '../onnx/schema';
-import { floatTensor } from '../onnx/tensor-data';
+import { floatTensor, tensorToFloat32 } from '../onnx/tensor-data';
 import { ModelSession } from '../eval/runtime';
 import { tinyResNet } from '../testing/tiny-resnet';
 import { randn, rng } from '../random';
 import type { ImageBatches } from '../data/batches';
+import type { QuantizedWeight } from './qdq';
 
 const X = randn(8 * 64, rng(5));
 const SHAPE = [8, 1, 8, 8] as const;
@@ -96,4 +97,57 @@ describe('QDQ export', () => {
     expect(maxAbsDiff(await run(bytes, 'none'), fp) / scale).toBeLessThan(0.05);
     expect(maxAbsDiff(await run(bytes, 'all'), fp) / scale).toBeLessThan(0.05);
   });
+
+  /** The classifier as Gemm(transB = 0): its weight stored [K, N], output channels on axis 1. */
+  function transposedHead(m: ModelProto): ModelProto {
+    const t = structuredClone(m);
+    const fc = t.graph!.node!.find((n) => n.name === 'fc')!;
+    fc.attribute = (fc.attribute ?? []).filter((a) => a.name !== 'transB');
+    const init = t.graph!.initializer!.findIndex((i) => i.name === fc.input![1]);
+    const [n, k] = t.graph!.initializer![init]!.dims! as [number, number];
+    const w = tensorToFloat32(t.graph!.initializer![init]!);
+    const wt = new Float32Array(w.length);
+    for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) wt[j * n + i] = w[i * k + j]!;
+    t.graph!.initializer![init] = floatTensor(fc.input![1]!, [k, n], wt);
+    return t;
+  }
+
+  const cases: { name: string; bits: Bits; symmetric: boolean; offset: boolean }[] = [
+    { name: 'W8 symmetric (int8)', bits: 8, symmetric: true, offset: false },
+    { name: 'W4 asymmetric (uint4, a zero point per group)', bits: 4, symmetric: false, offset: false },
+    { name: 'W3 symmetric (int4 container)', bits: 3, symmetric: true, offset: false },
+    { name: 'W2 decoupleQ (a float offset per group)', bits: 2, symmetric: false, offset: true },
+  ];
+  for (const [variant, m] of [['Conv and Gemm(transB = 1)', model], ['Gemm(transB = 0)', transposedHead(model)]] as const) {
+    for (const c of cases) {
+      it(`per group (${variant}, ${c.name}): ONNX Runtime's blocked DequantizeLinear gives exactly the simulated weights`, async () => {
+        const ls = findQuantLayers(m);
+        if (variant === 'Gemm(transB = 0)') expect(ls.at(-1)!.channelAxis).toBe(1);
+        const rand = rng(13);
+        // groups of 8: rows of 9, 36, 4 and 72 give shorter last groups, a single short group, and none
+        const weights: QuantizedWeight[] = ls.map((layer) => {
+          const w = tensorToFloat32(layer.weightTensor);
+          const base = weightParams(w, layer.weightDims, { bits: c.bits, symmetric: c.symmetric, granularity: { kind: 'group', axis: layer.channelAxis, size: 8 } }, 'lp');
+          const params: QuantParams = c.offset ? { ...base, signed: true, zeroPoint: new Int32Array(base.scale.length), offset: Float32Array.from(base.scale, () => 0.05 * (rand() - 0.5)) } : base;
+          return { layer, codes: quantizeTensor(w, layer.weightDims, params), params };
+        });
+        const exported = exportQdq({ model: m, weights, activations: new Map() });
+        const names = weights.map((w) => `${w.layer.weight}_dequantized`);
+        const s = await ModelSession.create(encodeModel(withOutputs(exported, names)), 'none');
+        const outs = await s.run(X, SHAPE, names);
+        await s.release();
+        for (const w of weights) {
+          const want = dequantizeTensor(w.codes, w.layer.weightDims, w.params);
+          const got = outs.get(`${w.layer.weight}_dequantized`)!;
+          expect(got.dims).toEqual(w.layer.weightDims);
+          if (c.offset) expect(maxAbsDiff(got.data, want)).toBeLessThanOrEqual(1e-6);
+          else expect(Array.from(got.data)).toEqual(Array.from(want));
+        }
+        // and the model as deployed (full optimisation) computes what the simulation does
+        const bytes = encodeModel(exported);
+        expect(maxAbsDiff(await run(bytes, 'all'), await run(bytes, 'none'))).toBeLessThan(1e-5);
+        expect(decodeModel(bytes).graph!.node!.filter((n) => n.opType === 'DequantizeLinear').every((n) => n.attribute!.some((a) => a.name === 'block_size' && Number(a.i) === 8))).toBe(true);
+      });
+    }
+  }
 });

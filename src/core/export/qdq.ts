@@ -1,8 +1,8 @@
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../onnx/schema';
-import { floatTensor, int32Tensor, int8Tensor, packSubByte, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
+import { floatTensor, int32Tensor, int64Tensor, int8Tensor, packSubByte, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
 import { intAttr } from '../graph/attributes';
 import type { QuantLayer } from '../graph/layers';
-import { dequantizeTensor, roundHalfEven, type QuantParams } from '../quant/quantizer';
+import { dequantizeTensor, roundHalfEven, rowGroups, type QuantParams } from '../quant/quantizer';
 
 /** A layer's weight as integer codes with their parameters (codes laid out like the float weight). */
 export interface QuantizedWeight {
@@ -45,6 +45,64 @@ function zeroTensor(name: string, p: QuantParams, dims: number[]): TensorProto {
   return { name, dims, dataType: type, rawData: packSubByte(p.zeroPoint, 4) };
 }
 
+/** Names `blockedWeight` adds after a weight's prefix. */
+const BLOCKED_SUFFIXES = ['_blocked', '_offset_added', '_shape', '_Reshape', '_offset_shape', '_offset_Expand', '_offset_expanded', '_offset_rows', '_offset_Reshape', '_offset_padded', '_offset_starts', '_offset_ends', '_offset_axes', '_offset_Slice', '_offset_full'];
+
+/**
+ * A per-group weight as ONNX blocked quantization (opset 21 `block_size`), on the weight viewed
+ * as 2-D with each output channel's row along the block axis: [C, K] for channels on axis 0
+ * (a Conv's K = C_in/g·kh·kw, then Reshape back to OIHW), [K, C] for a MatMul-style weight. ONNX
+ * Runtime 1.30 (web and node) runs blocked DequantizeLinear on Conv and Gemm weights, shorter last
+ * block included (qdq.test.ts); the view keeps GPTQ's grouping of the GEMM's reduction dimension,
+ * where blocking OIHW on its input-channel axis would give every kernel position its own scale.
+ * decoupleQ's float offsets are expanded to the block layout (Expand, Reshape, Slice) and added.
+ */
+function blockedWeight(base: string, dims: readonly number[], codes: Int32Array, p: QuantParams, g: { axis: number; size: number }, inits: TensorProto[]): NodeProto[] {
+  const { channels, row, groups } = rowGroups(dims, { kind: 'group', ...g });
+  if (g.axis !== 0 && !(g.axis === 1 && dims.length === 2)) throw new Error(`per-group export: channels on axis ${g.axis} of a ${dims.length}-D weight are not supported`);
+  const rowsFirst = g.axis === 0;
+  const view = rowsFirst ? [channels, row] : [row, channels];
+  const blockDims = rowsFirst ? [channels, groups] : [groups, channels];
+  // parameters are channel-major; a [K, C] view wants them group-major
+  const order = <T extends Float32Array | Int32Array>(a: T): T => {
+    if (rowsFirst) return a;
+    const t = a.slice() as T;
+    for (let c = 0; c < channels; c++) for (let k = 0; k < groups; k++) t[k * channels + c] = a[c * groups + k]!;
+    return t;
+  };
+  inits.push(codesTensor(`${base}_quantized`, view, codes, p), floatTensor(`${base}_scale`, blockDims, order(p.scale)), zeroTensor(`${base}_zero_point`, { ...p, zeroPoint: order(p.zeroPoint) }, blockDims));
+  const steps: { node: Omit<NodeProto, 'output'>; out: string }[] = [];
+  steps.push({
+    node: { name: `${base}_DequantizeLinear`, opType: 'DequantizeLinear', input: [`${base}_quantized`, `${base}_scale`, `${base}_zero_point`], attribute: [intAttr('axis', rowsFirst ? 1 : 0), intAttr('block_size', g.size)] },
+    out: `${base}_blocked`,
+  });
+  if (p.offset) {
+    // one offset per block, repeated over its block and cut to the row length: the same layout as the codes
+    const axis = rowsFirst ? 1 : 0;
+    inits.push(
+      floatTensor(`${base}_offset`, rowsFirst ? [channels, groups, 1] : [groups, 1, channels], order(p.offset)),
+      int64Tensor(`${base}_offset_shape`, [3], rowsFirst ? [channels, groups, g.size] : [groups, g.size, channels]),
+      int64Tensor(`${base}_offset_rows`, [2], rowsFirst ? [channels, groups * g.size] : [groups * g.size, channels]),
+    );
+    steps.push({ node: { name: `${base}_offset_Expand`, opType: 'Expand', input: [`${base}_offset`, `${base}_offset_shape`] }, out: `${base}_offset_expanded` });
+    const padded = groups * g.size !== row;
+    steps.push({ node: { name: `${base}_offset_Reshape`, opType: 'Reshape', input: [`${base}_offset_expanded`, `${base}_offset_rows`] }, out: padded ? `${base}_offset_padded` : `${base}_offset_full` });
+    if (padded) {
+      inits.push(int64Tensor(`${base}_offset_starts`, [1], [0]), int64Tensor(`${base}_offset_ends`, [1], [row]), int64Tensor(`${base}_offset_axes`, [1], [axis]));
+      steps.push({ node: { name: `${base}_offset_Slice`, opType: 'Slice', input: [`${base}_offset_padded`, `${base}_offset_starts`, `${base}_offset_ends`, `${base}_offset_axes`] }, out: `${base}_offset_full` });
+    }
+    steps.push({ node: { name: `${base}_AddOffset`, opType: 'Add', input: [`${base}_blocked`, `${base}_offset_full`] }, out: `${base}_offset_added` });
+  }
+  if (dims.length !== 2) {
+    inits.push(int64Tensor(`${base}_shape`, [dims.length], [...dims]));
+    steps.push({ node: { name: `${base}_Reshape`, opType: 'Reshape', input: [steps.at(-1)!.out, `${base}_shape`] }, out: `${base}_dequantized` });
+  }
+  // the last step writes the name the layer reads
+  const last = steps.at(-1)!;
+  const rename = new Map([[last.out, `${base}_dequantized`]]);
+  return steps.map(({ node, out }) => ({ ...node, input: (node.input ?? []).map((i) => rename.get(i) ?? i), output: [rename.get(out) ?? out] }));
+}
+
 /**
  * Writes the QDQ form ONNX Runtime expects and fuses (shared/docs/onnx.md): constant integer weights
  * feeding a lone DequantizeLinear, per channel on the output-channel axis; activations through a
@@ -68,7 +126,7 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
     ...(src.input ?? []).map((v) => v.name ?? ''),
     ...(src.node ?? []).flatMap((n) => [n.name ?? '', ...(n.output ?? [])]),
   ]);
-  const SUFFIXES = ['_quantized', '_scale', '_zero_point', '_dequantized', '_DequantizeLinear', '_scaled', '_offset', '_AddOffset'];
+  const SUFFIXES = ['_quantized', '_scale', '_zero_point', '_dequantized', '_DequantizeLinear', '_scaled', '_offset', '_AddOffset', ...BLOCKED_SUFFIXES];
   const prefixes = new Set<string>();
   const prefix = (name: string): string => {
     let p = name;
@@ -89,32 +147,39 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
       continue;
     }
     opset = Math.max(opset, storage(params).opset);
-    const channels = params.scale.length;
-    newInits.push(codesTensor(`${base}_quantized`, layer.weightDims, codes, params));
-    newInits.push(floatTensor(`${base}_scale`, params.axis === null ? [] : [channels], params.scale));
-    newInits.push(zeroTensor(`${base}_zero_point`, params, params.axis === null ? [] : [channels]));
-    const dq: NodeProto = {
-      name: `${base}_DequantizeLinear`,
-      opType: 'DequantizeLinear',
-      input: [`${base}_quantized`, `${base}_scale`, `${base}_zero_point`],
-      output: [`${base}_dequantized`],
-      attribute: params.axis === null ? [] : [intAttr('axis', layer.channelAxis)],
-    };
+    const g = params.granularity;
     const inputs = [...(node.input ?? [])];
     inputs[1] = `${base}_dequantized`;
-    const extra = [dq];
-    if (params.offset) {
-      // decoupleQ's float offset, exactly: ŵ = DequantizeLinear(q, s, 0) + z (algorithms.md, Decisions)
-      dq.output = [`${base}_scaled`];
-      newInits.push(floatTensor(`${base}_offset`, layer.weightDims.map((d, i) => (i === params.axis ? d : 1)), params.offset));
-      extra.push({ name: `${base}_AddOffset`, opType: 'Add', input: [`${base}_scaled`, `${base}_offset`], output: [`${base}_dequantized`] });
+    const extra: NodeProto[] = [];
+    if (g.kind === 'group') {
+      opset = Math.max(opset, 21);
+      extra.push(...blockedWeight(base, layer.weightDims, codes, params, g, newInits));
+    } else {
+      const channels = params.scale.length;
+      newInits.push(codesTensor(`${base}_quantized`, layer.weightDims, codes, params));
+      newInits.push(floatTensor(`${base}_scale`, g.kind === 'tensor' ? [] : [channels], params.scale));
+      newInits.push(zeroTensor(`${base}_zero_point`, params, g.kind === 'tensor' ? [] : [channels]));
+      extra.push({
+        name: `${base}_DequantizeLinear`,
+        opType: 'DequantizeLinear',
+        input: [`${base}_quantized`, `${base}_scale`, `${base}_zero_point`],
+        output: [params.offset ? `${base}_scaled` : `${base}_dequantized`],
+        attribute: g.kind === 'tensor' ? [] : [intAttr('axis', g.axis)],
+      });
+      if (params.offset) {
+        // decoupleQ's float offset, exactly: ŵ = DequantizeLinear(q, s, 0) + z (algorithms.md, Decisions)
+        newInits.push(floatTensor(`${base}_offset`, layer.weightDims.map((d, i) => (g.kind === 'channel' && i === g.axis ? d : 1)), params.offset));
+        extra.push({ name: `${base}_AddOffset`, opType: 'Add', input: [`${base}_scaled`, `${base}_offset`], output: [`${base}_dequantized`] });
+      }
     }
     const inAct = activations.get(inputs[0] ?? '');
-    // an offset between the weight's DequantizeLinear and the layer rules out integer fusion: the bias stays float
-    if (layer.bias && inAct && params.axis !== null && !params.offset) {
+    // an offset between the weight's DequantizeLinear and the layer rules out integer fusion, and
+    // so do group scales (no single weight scale per output channel): the bias stays float
+    if (layer.bias && inAct && g.kind === 'channel' && !params.offset) {
       // int32 bias: the form QLinearConv/QGemm fusion requires
       const b = tensorToFloat32(initializers.get(layer.bias)!, external);
       const bias = prefix(layer.bias);
+      const channels = params.scale.length;
       const bScale = new Float32Array(channels);
       const bCodes = new Int32Array(channels);
       for (let c = 0; c < channels; c++) {

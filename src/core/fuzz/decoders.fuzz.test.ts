@@ -1,70 +1,139 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
-import { mutations } from './mutate';
+import { fixPngCrcs, mutations, planValues } from './mutate';
 import { encodeModel, OnnxDecodeError } from '../onnx/codec';
 import { loadModel, ModelInputError } from '../pipeline';
 import { decodePng, ImageDecodeError } from '../data/png';
-import { parsePlan, PlanError } from '../plan';
+import { decodeImage } from '../data/batches';
+import { DatasetError } from '../data/image-set';
+import { decodeNpySample, npySamples, parseNpy, writeNpy } from '../data/npy';
+import { checkPlanFits, parsePlan, PlanError } from '../plan';
 import { tinyResNet } from '../testing/tiny-resnet';
 import { mobileNetV2 } from '../testing/graphs';
 import { UnsupportedTensorError } from '../onnx/tensor-data';
 import { ShapeError } from '../graph/shapes';
+import { PartitionError } from '../graph/partition';
+import { canonicalize } from '../graph/canonicalize';
+import { activationQuantPoints, findQuantLayers } from '../graph/layers';
 
 /**
- * Bounded fuzzing run with every test: mutated models, images and plans must either load or fail
- * with the error the UI and the CLI turn into a clear message, never with a crash of another kind.
- * The counts are fixed so the run is reproducible; bench/RESULTS.md records them.
+ * Bounded fuzzing with every test run: mutated models, images, arrays and plans must either load
+ * or fail with one of the project's own errors, which the UI and the CLI turn into a clear message
+ * (exit code 2). A TypeError or RangeError, or a case that takes over a second, fails the target.
+ * Cases are seeded, so a failure names a case that reproduces; bench/RESULTS.md records the counts.
  */
 const CASES = Number(process.env.LOWBIT_FUZZ_CASES ?? 2000);
+const SLOW_MS = 1000;
 
-function outcome(run: () => unknown, expected: (e: unknown) => boolean): Promise<'ok' | 'rejected'> {
-  return Promise.resolve()
-    .then(run)
-    .then(
-      () => 'ok' as const,
-      (e: unknown) => {
-        if (expected(e)) return 'rejected' as const;
-        throw new Error(`unexpected ${(e as Error)?.name}: ${(e as Error)?.message}`);
-      },
-    );
+interface Tally {
+  ok: number;
+  rejected: number;
+  slowestMs: number;
 }
 
+async function fuzz(target: string, cases: Iterable<unknown>, run: (input: never) => unknown, expected: readonly (abstract new (...args: never[]) => Error)[]): Promise<Tally> {
+  const tally: Tally = { ok: 0, rejected: 0, slowestMs: 0 };
+  let i = 0;
+  for (const input of cases) {
+    const t0 = performance.now();
+    try {
+      await run(input as never);
+      tally.ok++;
+    } catch (e) {
+      if (!expected.some((c) => e instanceof c)) throw new Error(`${target}, case ${i}: unexpected ${(e as Error)?.name}: ${(e as Error)?.message}`, { cause: e });
+      tally.rejected++;
+    }
+    const ms = performance.now() - t0;
+    tally.slowestMs = Math.max(tally.slowestMs, ms);
+    if (ms > SLOW_MS) throw new Error(`${target}, case ${i}: took ${ms.toFixed(0)} ms`);
+    i++;
+  }
+  console.log(`${target}: ${tally.ok} accepted, ${tally.rejected} rejected with the project's error; slowest case ${tally.slowestMs.toFixed(1)} ms`);
+  return tally;
+}
+
+function* chain<T>(...parts: Iterable<T>[]): Generator<T> {
+  for (const p of parts) yield* p;
+}
+
+function* mapped<T, U>(xs: Iterable<T>, f: (x: T) => U): Generator<U> {
+  for (const x of xs) yield f(x);
+}
+
+const FIXTURES = new URL('../data/__fixtures__/', import.meta.url);
+const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
+const MODEL_ERRORS = [OnnxDecodeError, ModelInputError, UnsupportedTensorError, ShapeError, PartitionError];
+
 describe(`fuzzing (${CASES} cases per seed input)`, () => {
-  it('the ONNX loader', async () => {
+  it('the ONNX loader, and the graph passes every run starts with', async () => {
     const seeds = [encodeModel(tinyResNet(1)), encodeModel(mobileNetV2(2))];
-    const tally = { ok: 0, rejected: 0 };
-    for (const [i, seed] of seeds.entries()) {
-      for (const bytes of mutations(seed, CASES, 10 + i)) {
-        tally[await outcome(() => loadModel(bytes), (e) => e instanceof OnnxDecodeError || e instanceof ModelInputError || e instanceof UnsupportedTensorError || e instanceof ShapeError)]++;
-      }
-    }
-    console.log(`onnx: ${tally.ok} loaded, ${tally.rejected} rejected with a clear error`);
+    const cases = chain(...seeds.map((s, i) => mutations(s, CASES, 10 + i)));
+    const tally = await fuzz(
+      'onnx',
+      cases,
+      async (bytes: Uint8Array) => {
+        const { proto } = await loadModel(bytes);
+        // what runQuantization does next with a model that loaded
+        const { model } = canonicalize(proto);
+        findQuantLayers(model);
+        activationQuantPoints(model);
+      },
+      MODEL_ERRORS,
+    );
+    expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
+    expect(tally.ok).toBeGreaterThan(0);
+  });
+
+  it('the PNG decoder, with and without valid chunk CRCs', async () => {
+    const seeds = readdirSync(FIXTURES).filter((f) => f.endsWith('.png')).sort().map(fixture);
+    // half the cases keep their broken CRCs (the checksum path), half get them repaired (the decoder behind it)
+    const cases = chain(...seeds.map((s, i) => mapped(mutations(s, CASES, 20 + i), (b) => ((b[0]! + b.length) % 2 ? fixPngCrcs(b) : b))));
+    const tally = await fuzz('png', cases, (bytes: Uint8Array) => decodePng(bytes), [ImageDecodeError]);
+    expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
+    expect(tally.ok).toBeGreaterThan(seeds.length * CASES * 0.02);
+  });
+
+  it('the image reader: JPEG, GIF, PNG and .npy samples by their signatures', async () => {
+    const seeds = ['rgb.jpg', 'cmyk.jpg', 'grey.jpg', 'animated.gif', 'rgb8.png'].map(fixture);
+    seeds.push(writeNpy([3, 4, 4], Float32Array.from({ length: 48 }, (_, i) => i / 48)));
+    const cases = chain(...seeds.map((s, i) => mutations(s, CASES, 40 + i)));
+    const tally = await fuzz('image reader', mapped(cases, (bytes) => ({ path: 'x', bytes })), (file: { path: string; bytes: Uint8Array }) => decodeImage(file), [ImageDecodeError, DatasetError]);
     expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
   });
 
-  it('the PNG decoder', async () => {
-    const dir = new URL('../data/__fixtures__/', import.meta.url);
-    const seeds = readdirSync(dir).filter((f) => f.endsWith('.png')).slice(0, 6).map((f) => new Uint8Array(readFileSync(new URL(f, dir))));
-    const tally = { ok: 0, rejected: 0 };
-    for (const [i, seed] of seeds.entries()) {
-      for (const bytes of mutations(seed, CASES, 20 + i)) tally[await outcome(() => decodePng(bytes), (e) => e instanceof ImageDecodeError)]++;
-    }
-    console.log(`png: ${tally.ok} decoded, ${tally.rejected} rejected with a clear error`);
+  it('the .npy reader: whole arrays, label arrays and single samples', async () => {
+    const arr = writeNpy([2, 1, 3, 3], Float32Array.from({ length: 18 }, (_, i) => i / 18));
+    const labels = writeNpy([2], Float32Array.of(0, 1));
+    const sample = writeNpy([1, 3, 3], new Float32Array(9).fill(0.5));
+    const seeds = [arr, labels, sample];
+    const cases = chain(...seeds.map((s, i) => mutations(s, CASES, 50 + i)));
+    const tally = await fuzz(
+      'npy',
+      cases,
+      (bytes: Uint8Array) => {
+        const a = parseNpy(bytes, 'x.npy');
+        if (a.shape.length === 4) npySamples(a, 'x.npy', a.shape[0] === 2 ? parseNpy(labels, 'x.labels.npy') : undefined);
+        if (a.shape.length === 3) decodeNpySample(bytes, 'x.npy');
+      },
+      [DatasetError],
+    );
     expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
+    expect(tally.ok).toBeGreaterThan(0);
   });
 
-  it('the plan loader', async () => {
+  it('the plan loader: mutated JSON text and structured plans', async () => {
     const seed = new TextEncoder().encode(JSON.stringify({ method: 'adaround', wbits: 3, abits: 8, headStem8bit: true, iters: 100, seed: 1, scale: 'lp', layerBits: { a: 4 } }));
-    const tally = { ok: 0, rejected: 0 };
-    for (const bytes of mutations(seed, CASES, 30)) {
-      tally[
-        await outcome(
-          () => parsePlan(JSON.parse(new TextDecoder().decode(bytes))),
-          (e) => e instanceof PlanError || e instanceof SyntaxError,
-        )
-      ]++;
-    }
-    console.log(`plan: ${tally.ok} accepted, ${tally.rejected} rejected with a clear error`);
-    expect(tally.ok + tally.rejected).toBe(CASES);
+    const text = mapped(mutations(seed, CASES, 30), (b) => new TextDecoder().decode(b));
+    const tally = await fuzz(
+      'plan',
+      chain<unknown>(text, planValues(CASES, 31)),
+      (input: unknown) => {
+        const plan = parsePlan(typeof input === 'string' ? JSON.parse(input) : input);
+        checkPlanFits(plan, ['a', 'conv1']);
+      },
+      [PlanError, SyntaxError],
+    );
+    expect(tally.ok + tally.rejected).toBe(2 * CASES);
+    expect(tally.ok).toBeGreaterThan(0);
   });
 });

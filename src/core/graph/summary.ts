@@ -22,6 +22,8 @@ export interface LayerSummary {
   readonly macs: number | null;
   /** Elements of the layer's output per image (what caches of it cost); null when the shapes could not be measured. */
   readonly outputElements: number | null;
+  /** The layer's output shape at batch 1; null when the shapes could not be measured. */
+  readonly outputShape: readonly number[] | null;
   readonly isFirst: boolean;
   readonly isLast: boolean;
 }
@@ -62,7 +64,7 @@ export function summarizeModel(model: ModelProto): ModelSummary {
   const layers = findQuantLayers(model);
   const counts = countMacs(model, inputs, layers);
   const macs = counts?.macs ?? null;
-  const summaries = layers.map((l, i) => ({ name: l.name, kind: l.kind, weightShape: l.weightDims, params: l.params, macs: macs?.[i] ?? null, outputElements: counts?.outputs[i] ?? null, isFirst: l.isFirst, isLast: l.isLast }));
+  const summaries = layers.map((l, i) => ({ name: l.name, kind: l.kind, weightShape: l.weightDims, params: l.params, macs: macs?.[i] ?? null, outputElements: counts?.outputs[i] ?? null, outputShape: counts?.shapes[i] ?? null, isFirst: l.isFirst, isLast: l.isLast }));
   const opset = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
   return {
     irVersion: model.irVersion ?? 0,
@@ -79,7 +81,7 @@ export function summarizeModel(model: ModelProto): ModelSummary {
 }
 
 /** MACs and output sizes per image from inferred shapes at batch 1; null when the shapes cannot be inferred. */
-function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: ReturnType<typeof findQuantLayers>): { macs: number[]; outputs: number[] } | null {
+function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: ReturnType<typeof findQuantLayers>): { macs: number[]; outputs: number[]; shapes: (readonly number[])[] } | null {
   const shapes = new Map(inputs.map((i) => [i.name, i.shape.map((d, k) => (typeof d === 'number' ? d : k === 0 ? 1 : NaN))] as const));
   if ([...shapes.values()].some((s) => s.some(Number.isNaN))) return null;
   let info;
@@ -97,7 +99,8 @@ function countMacs(model: ModelProto, inputs: readonly TensorInfo[], layers: Ret
     if (l.kind === 'conv') return elems * w.slice(1).reduce((a, b) => a * b, 1);
     return elems * (l.kind === 'gemm' && attrInt(l.node, 'transB', 0) ? w[1]! : w[0]!);
   });
-  return macs.some(Number.isNaN) || outputs.some(Number.isNaN) ? null : { macs, outputs };
+  const layerShapes = layers.map((l) => info.shapes.get(l.node.output![0]!)!);
+  return macs.some(Number.isNaN) || outputs.some(Number.isNaN) ? null : { macs, outputs, shapes: layerShapes };
 }
 
 function blocksOf(model: ModelProto): ModelSummary['blocks'] {

@@ -5,9 +5,9 @@ import { activationKind, type QuantLayer } from '../graph/layers';
 import { attrInt, attrInts, attrString } from '../graph/attributes';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
 import { captureTensors } from '../quant/calibrate';
-import { lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, type Bits } from '../quant/quantizer';
+import { onAxis, weightParams, type Bits, type StepInit } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
-import { ADAROUND_ITERS, type ScaleSearch } from '../plan';
+import { ADAROUND_ITERS, weightGranularity, type GroupSize } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { conv2dAttrs, type Nd } from '../backends/cpu/reference';
 import { GemmConv } from '../backends/cpu/conv-gemm';
@@ -53,7 +53,8 @@ export interface AdaRoundModelInput {
   readonly model: ModelProto;
   readonly layers: readonly QuantLayer[];
   readonly bitsFor: (layer: QuantLayer) => Bits;
-  readonly scale: ScaleSearch;
+  readonly scale: StepInit;
+  readonly groupSize?: GroupSize;
   readonly calib: ImageBatches;
   readonly gemm: Gemm;
   readonly options: Partial<AdaRoundOptions>;
@@ -77,7 +78,7 @@ export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signa
     const inputName = layer.node.input![0]!;
     const inputs = (await captureTensors(prefix, [inputName], calib, signal)).get(inputName)!;
     const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
-    const params = (input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric)(w.data, w.dims, 0, input.bitsFor(layer));
+    const params = weightParams(w.data, w.dims, { bits: input.bitsFor(layer), symmetric: true, granularity: weightGranularity(input.groupSize, 0) }, input.scale);
     const target = targets.get(points[i]!.tensor)!;
     let last = 0;
     const result = await adaroundLayer(
@@ -98,7 +99,7 @@ export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signa
       signal,
     );
     emit({ type: 'info', message: `AdaRound ${layer.name}: ${params.bits}-bit, final reconstruction loss ${last.toPrecision(3)}` });
-    done.push({ layer, codes: w.back(result.codes), params: { ...params, axis: layer.channelAxis } });
+    done.push({ layer, codes: w.back(result.codes), params: onAxis(params, layer.channelAxis) });
   }
   return done;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { adaroundLayer, betaAt, convLayer, gemmLayer, ADAROUND_DEFAULTS } from './adaround';
 import { conv2dAttrs, conv2dForward, gemmForward, reluForward, type Nd } from '../backends/cpu/reference';
-import { dequantizeTensor, minMaxPerChannelSymmetric, quantizeTensor } from '../quant/quantizer';
+import { dequantizeTensor, quantizeTensor, weightParams } from '../quant/quantizer';
 import { randn, rng } from '../random';
 
 function mse(a: Nd, b: Nd): number {
@@ -32,7 +32,7 @@ describe('AdaRound on one layer', () => {
     const train: Nd = { shape: [64, C, S, S], data: x.data.subarray(0, 64 * C * S * S) };
     const test: Nd = { shape: [32, C, S, S], data: x.data.subarray(64 * C * S * S) };
     const target = (inp: Nd) => reluForward(conv2dForward(inp, w, b, attrs));
-    const params = minMaxPerChannelSymmetric(w.data, w.shape, 0, 3);
+    const params = weightParams(w.data, w.shape, { bits: 3, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, 'minmax');
     const rtn: Nd = { shape: w.shape, data: dequantizeTensor(quantizeTensor(w.data, w.shape, params), w.shape, params) };
     const result = await adaroundLayer(
       { layer: convLayer(attrs, b), weight: w, params, inputs: train, targets: target(train), activation: { kind: 'relu' } },
@@ -67,7 +67,7 @@ describe('AdaRound on one layer', () => {
       xs[n * I + j] = acc;
     }
     const x: Nd = { shape: [N, I], data: xs };
-    const params = minMaxPerChannelSymmetric(w.data, w.shape, 0, 3);
+    const params = weightParams(w.data, w.shape, { bits: 3, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, 'minmax');
     const result = await adaroundLayer(
       { layer: gemmLayer(null), weight: w, params, inputs: x, targets: gemmForward(x, w, null), activation: null },
       { iters: 3000, lr: 1e-2, seed: 2 },

@@ -8,6 +8,7 @@ import {
   conv2dForward,
   gemmBackward,
   gemmForward,
+  gridRuns,
   rectifiedSigmoid,
   type Conv2dAttrs,
   type Nd,
@@ -96,12 +97,12 @@ export interface AdaRoundResult {
   readonly trace: readonly AdaRoundTrace[];
 }
 
-function gridOf(p: QuantParams): QuantGrid {
+/** The engine's view of parameters found on a channels-first weight (channel axis 0). */
+export function gridOf(p: QuantParams): QuantGrid {
   const { qmin, qmax } = intRange(p.bits, p.signed, p.symmetric);
-  return { scale: p.scale, zero: p.zeroPoint, qmin, qmax };
+  if (p.granularity.kind !== 'tensor' && p.granularity.axis !== 0) throw new Error(`quantizer grid: channels must be on axis 0, got axis ${p.granularity.axis}`);
+  return { scale: p.scale, zero: p.zeroPoint, qmin, qmax, ...(p.granularity.kind === 'group' ? { group: p.granularity.size } : {}) };
 }
-
-
 
 /**
  * AdaRound on one layer (algorithms.md §2): learn, per weight, whether to round down or up, by
@@ -167,16 +168,14 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
 
 /** Integer codes: floor(w/s) + 1[V ≥ 0] + z, clamped to the grid. */
 export function hardCodes(w: Nd, v: Nd, g: QuantGrid): Int32Array {
-  const channels = g.scale.length;
-  const run = w.data.length / channels;
   const codes = new Int32Array(w.data.length);
-  for (let c = 0; c < channels; c++) {
+  gridRuns(w, g, 'hardCodes', (c, start, end) => {
     const s = g.scale[c]!;
     const z = g.zero[c]!;
-    for (let i = c * run; i < (c + 1) * run; i++) {
+    for (let i = start; i < end; i++) {
       const q = Math.floor(w.data[i]! / s) + (v.data[i]! >= 0 ? 1 : 0) + z;
       codes[i] = q < g.qmin ? g.qmin : q > g.qmax ? g.qmax : q;
     }
-  }
+  });
   return codes;
 }

@@ -10,7 +10,7 @@ import { ModelSession } from '../eval/runtime';
 import { tensorToFloat32 } from '../onnx/tensor-data';
 import { channelsFirst } from '../quant/weight-layout';
 import { tinyResNet } from '../testing/tiny-resnet';
-import { solveRows, solveScaleOffset } from './decoupleq';
+import { solveGroupScaleOffset, solveRows, solveScaleOffset } from './decoupleq';
 
 /** A Hessian of correlated inputs, as real layer inputs have. */
 function hessian(n: number, samples: number, seed: number): Float64Array {
@@ -54,6 +54,39 @@ describe('decoupleQ', () => {
     for (const [ds, dz] of [[1e-3, 0], [-1e-3, 0], [0, 1e-3], [0, -1e-3]] as const) expect(err(s + ds, z + dz)).toBeGreaterThan(best);
   });
 
+  it('the per-group float step solves its 2G×2G system exactly: a row that is s_g·q + z_g per group is recovered, shorter last group included', () => {
+    const n = 20;
+    const h = hessian(n, 200, 7);
+    const rand = rng(8);
+    const q = Float64Array.from({ length: n }, () => Math.floor(rand() * 4) - 2);
+    const s = [0.03, 0.11, 0.07];
+    const z = [-0.01, 0.02, 0.005];
+    const w0 = Float64Array.from(q, (v, j) => s[Math.floor(j / 8)]! * v + z[Math.floor(j / 8)]!);
+    const sol = solveGroupScaleOffset(h, n, 8, q, w0);
+    expect(sol.s.length).toBe(3);
+    for (let g = 0; g < 3; g++) {
+      expect(sol.s[g]).toBeCloseTo(s[g]!, 8);
+      expect(sol.z[g]).toBeCloseTo(z[g]!, 8);
+    }
+  });
+
+  it('stage 1 per group: (s, z) for each group of columns, and a lower H-weighted error than per row on rows with a loud group', () => {
+    const m = 6;
+    const n = 40;
+    const h = hessian(n, 300, 9);
+    const w0 = Float64Array.from(randn(m * n, rng(10), 0.05));
+    for (let i = 0; i < m; i++) for (let j = 16; j < 32; j++) w0[i * n + j]! *= 15;
+    const perRow = solveRows({ w0, m, n, h }, 2, 3);
+    const perGroup = solveRows({ w0, m, n, h, group: 16 }, 2, 3);
+    expect(perGroup.s.length).toBe(m * 3);
+    for (let i = 0; i < m; i++) {
+      const row = w0.subarray(i * n, (i + 1) * n);
+      const got = Float64Array.from({ length: n }, (_, j) => perGroup.s[i * 3 + Math.floor(j / 16)]! * perGroup.q[i * n + j]! + perGroup.z[i * 3 + Math.floor(j / 16)]!);
+      expect(perGroup.err[i]).toBeCloseTo(weightedError(h, n, row, got), 6);
+      expect(perGroup.err[i]!).toBeLessThan(perRow.err[i]!);
+    }
+  });
+
   it('stage 1 lowers every row’s H-weighted error below min–max rounding, with codes on the signed 2-bit grid', () => {
     const m = 8;
     const n = 27;
@@ -85,7 +118,7 @@ describe('decoupleQ', () => {
       const codes = Int32Array.from({ length: w.data.length }, () => Math.floor(rand() * 4) - 2);
       const scale = Float32Array.from({ length: m }, () => 0.05 + 0.1 * rand());
       const offset = Float32Array.from({ length: m }, () => 0.05 * (rand() - 0.5));
-      return { layer, codes: w.back(codes), params: { bits: 2, signed: true, symmetric: false, axis: layer.channelAxis, scale, zeroPoint: new Int32Array(m), offset } };
+      return { layer, codes: w.back(codes), params: { bits: 2, signed: true, symmetric: false, granularity: { kind: 'channel', axis: layer.channelAxis }, scale, zeroPoint: new Int32Array(m), offset } };
     });
     const x = randn(2 * 64, rng(10));
     const run = async (format: 'integer' | 'float') => {

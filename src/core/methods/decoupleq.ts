@@ -5,21 +5,23 @@ import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
 import { captureTensors, gatherRows, type Captured } from '../quant/calibrate';
-import { intRange, roundHalfEven, type Bits, type QuantParams } from '../quant/quantizer';
+import { intRange, onAxis, roundHalfEven, type Bits, type QuantParams } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
 import { accumulateGram, finishHessian, inverseUpperFactor, matVec, weightedError } from '../quant/hessian';
 import type { ImageBatches } from '../data/batches';
-import type { Nd } from '../backends/cpu/reference';
+import { gridRuns, type Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
 import { rng } from '../random';
 import { cooperative, throwIfAborted, yieldToEventLoop, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
-import { DECOUPLEQ_BLOCK_ITERS } from '../plan';
+import { DECOUPLEQ_BLOCK_ITERS, weightGranularity, type GroupSize } from '../plan';
 import type { WasmConvPool } from '../engine/conv-engine';
+import { gridOf } from './adaround';
 
 /**
  * decoupleQ, the PTQ-only variant (algorithms.md §6, and the Decisions): each weight row is
- * ŵ = s·q + z with signed integers q and a float scale and offset per output channel.
+ * ŵ = s·q + z with signed integers q and a float scale and offset per output channel, or per group
+ * of `group` consecutive columns of the row (§6.4: W2A16g64/g128).
  *
  * Stage 1, layer by layer with the prefix already quantized: H = E[x xᵀ] of the layer's input
  * patches in float64, then alternate an integer step (GPTQ error feedback under the current s, z)
@@ -53,8 +55,11 @@ interface RowProblem {
   readonly m: number;
   readonly n: number;
   readonly h: Float64Array;
+  /** Columns per (s, z) group; absent: one (s, z) per row. The last group of a row may be shorter. */
+  readonly group?: number;
 }
 
+/** Each row's (s, z) pairs: s[i·G + g] for row i, group g of G. */
 interface RowSolution {
   readonly q: Int32Array;
   readonly s: Float64Array;
@@ -84,48 +89,131 @@ export function solveScaleOffset(h: Float64Array, n: number, q: ArrayLike<number
   return { s: (qhw * one - qh1 * ohw) / det, z: (qhq * ohw - qh1 * qhw) / det };
 }
 
+/**
+ * The per-group float step of one row (§6.2): the (s_g, z_g) of all G groups at once, from the
+ * 2G×2G normal equations of min (w0 − ŵ)ᵀ H (w0 − ŵ) with ŵ_j = s_g(j)·q_j + z_g(j), solved in
+ * float64; a singular system (a group with one distinct code) is damped by 1% of its mean
+ * diagonal, as the reference retries.
+ */
+export function solveGroupScaleOffset(h: Float64Array, n: number, size: number, q: ArrayLike<number>, w0: ArrayLike<number>, at = 0): { s: Float64Array; z: Float64Array } {
+  const groups = Math.ceil(n / size);
+  const k = 2 * groups;
+  const a = new Float64Array(k * k);
+  const b = new Float64Array(k);
+  for (let r = 0; r < n; r++) {
+    const gr = 2 * Math.floor(r / size);
+    const qr = q[at + r]!;
+    for (let c = 0; c < n; c++) {
+      const hv = h[r * n + c]!;
+      if (hv === 0) continue;
+      const gc = 2 * Math.floor(c / size);
+      const qc = q[at + c]!;
+      a[gr * k + gc]! += qr * hv * qc;
+      a[gr * k + gc + 1]! += qr * hv;
+      a[(gr + 1) * k + gc]! += hv * qc;
+      a[(gr + 1) * k + gc + 1]! += hv;
+      b[gr]! += qr * hv * w0[at + c]!;
+      b[gr + 1]! += hv * w0[at + c]!;
+    }
+  }
+  let mean = 0;
+  for (let i = 0; i < k; i++) mean += a[i * k + i]!;
+  mean /= k;
+  for (let damp = 0; ; damp = damp ? damp * 10 : 0.01) {
+    const m = Float64Array.from(a);
+    for (let i = 0; i < k; i++) m[i * k + i]! += damp * mean;
+    const x = solveDense(m, Float64Array.from(b), k);
+    if (x) {
+      const s = new Float64Array(groups);
+      const z = new Float64Array(groups);
+      for (let g = 0; g < groups; g++) [s[g], z[g]] = [x[2 * g]!, x[2 * g + 1]!];
+      return { s, z };
+    }
+    if (damp > 100) throw new Error('decoupleQ: the per-group float step stayed singular after damping');
+  }
+}
+
+/** Gaussian elimination with partial pivoting; null when a pivot vanishes. Overwrites `a` and `b`. */
+function solveDense(a: Float64Array, b: Float64Array, k: number): Float64Array | null {
+  let scale = 0;
+  for (let i = 0; i < k * k; i++) scale = Math.max(scale, Math.abs(a[i]!));
+  for (let col = 0; col < k; col++) {
+    let piv = col;
+    for (let r = col + 1; r < k; r++) if (Math.abs(a[r * k + col]!) > Math.abs(a[piv * k + col]!)) piv = r;
+    if (!(Math.abs(a[piv * k + col]!) > 1e-12 * scale)) return null;
+    if (piv !== col) {
+      for (let c = 0; c < k; c++) [a[col * k + c], a[piv * k + c]] = [a[piv * k + c]!, a[col * k + c]!];
+      [b[col], b[piv]] = [b[piv]!, b[col]!];
+    }
+    for (let r = col + 1; r < k; r++) {
+      const f = a[r * k + col]! / a[col * k + col]!;
+      if (f === 0) continue;
+      for (let c = col; c < k; c++) a[r * k + c]! -= f * a[col * k + c]!;
+      b[r]! -= f * b[col]!;
+    }
+  }
+  const x = new Float64Array(k);
+  for (let r = k - 1; r >= 0; r--) {
+    let v = b[r]!;
+    for (let c = r + 1; c < k; c++) v -= a[r * k + c]! * x[c]!;
+    x[r] = v / a[r * k + r]!;
+  }
+  return x;
+}
+
 function quantizeRow(w: number, s: number, z: number, qmin: number, qmax: number): number {
   const q = roundHalfEven((w - z) / s);
   return q < qmin ? qmin : q > qmax ? qmax : q;
 }
 
+/** Groups per row, and the (s, z) index of column j of row i. */
+function grouping(p: RowProblem): { groups: number; size: number; at: (i: number, j: number) => number } {
+  const size = p.group ?? p.n;
+  const groups = Math.ceil(p.n / size);
+  return { groups, size, at: (i, j) => i * groups + Math.floor(j / size) };
+}
+
 /** GPTQ: quantize columns in order, pushing each column's error onto the later ones through U = chol(H⁻¹)ᵀ. */
 function gptq(p: RowProblem, u: Float64Array, s: Float64Array, z: Float64Array, qmin: number, qmax: number): Int32Array {
   const { m, n } = p;
+  const { at } = grouping(p);
   const w = Float64Array.from(p.w0);
   const q = new Int32Array(m * n);
   for (let i = 0; i < m; i++) {
     const row = i * n;
     for (let j = 0; j < n; j++) {
       const v = w[row + j]!;
-      const c = quantizeRow(v, s[i]!, z[i]!, qmin, qmax);
+      const k = at(i, j);
+      const c = quantizeRow(v, s[k]!, z[k]!, qmin, qmax);
       q[row + j] = c;
-      const e = (v - (s[i]! * c + z[i]!)) / u[j * n + j]!;
-      for (let k = j + 1; k < n; k++) w[row + k]! -= e * u[j * n + k]!;
+      const e = (v - (s[k]! * c + z[k]!)) / u[j * n + j]!;
+      for (let l = j + 1; l < n; l++) w[row + l]! -= e * u[j * n + l]!;
     }
   }
   return q;
 }
 
 function rowErrors(p: RowProblem, q: Int32Array, s: Float64Array, z: Float64Array): Float64Array {
+  const { at } = grouping(p);
   const err = new Float64Array(p.m);
   const what = new Float64Array(p.n);
   for (let i = 0; i < p.m; i++) {
-    for (let j = 0; j < p.n; j++) what[j] = s[i]! * q[i * p.n + j]! + z[i]!;
+    for (let j = 0; j < p.n; j++) what[j] = s[at(i, j)]! * q[i * p.n + j]! + z[at(i, j)]!;
     err[i] = weightedError(p.h, p.n, p.w0.subarray(i * p.n, (i + 1) * p.n), what);
   }
   return err;
 }
 
 /** Keeps, row by row, whichever of `best` and `cand` has the lower error; returns how many rows improved. */
-function keepImproved(best: { q: Int32Array; s: Float64Array; z: Float64Array; err: Float64Array }, cand: RowSolution, n: number): number {
+function keepImproved(best: { q: Int32Array; s: Float64Array; z: Float64Array; err: Float64Array }, cand: RowSolution, n: number, groups: number): number {
   let improved = 0;
   for (let i = 0; i < best.err.length; i++) {
-    if (!(cand.err[i]! < best.err[i]!) || !(cand.s[i]! > 0)) continue;
+    const gs = cand.s.subarray(i * groups, (i + 1) * groups);
+    if (!(cand.err[i]! < best.err[i]!) || !gs.every((v) => v > 0)) continue;
     improved++;
     best.err[i] = cand.err[i]!;
-    best.s[i] = cand.s[i]!;
-    best.z[i] = cand.z[i]!;
+    best.s.set(gs, i * groups);
+    best.z.set(cand.z.subarray(i * groups, (i + 1) * groups), i * groups);
     best.q.set(cand.q.subarray(i * n, (i + 1) * n), i * n);
   }
   return improved;
@@ -134,12 +222,16 @@ function keepImproved(best: { q: Int32Array; s: Float64Array; z: Float64Array; e
 /** Stage 1 for one group of rows. */
 export function solveRows(p: RowProblem, bits: Bits, rounds: number): RowSolution {
   const { m, n, w0 } = p;
+  const { groups, size, at } = grouping(p);
   const { qmin, qmax } = intRange(bits, true, false);
   const levels = qmax - qmin;
-  const minMax = (i: number, shrink = 1) => {
+  // columns [j0, j1) of row i
+  const span = (g: number) => [g * size, Math.min(n, (g + 1) * size)] as const;
+  const minMax = (i: number, g: number, shrink = 1) => {
     let lo = 0;
     let hi = 0;
-    for (let j = 0; j < n; j++) {
+    const [j0, j1] = span(g);
+    for (let j = j0; j < j1; j++) {
       lo = Math.min(lo, w0[i * n + j]!);
       hi = Math.max(hi, w0[i * n + j]!);
     }
@@ -147,39 +239,49 @@ export function solveRows(p: RowProblem, bits: Bits, rounds: number): RowSolutio
     const s = ((hi - lo) * shrink) / levels;
     return { s, z: lo * shrink - s * qmin };
   };
-  const s = new Float64Array(m);
-  const z = new Float64Array(m);
-  for (let i = 0; i < m; i++) ({ s: s[i], z: z[i] } = minMax(i));
-  const q = Int32Array.from({ length: m * n }, (_, k) => quantizeRow(w0[k]!, s[Math.floor(k / n)]!, z[Math.floor(k / n)]!, qmin, qmax));
+  const s = new Float64Array(m * groups);
+  const z = new Float64Array(m * groups);
+  for (let i = 0; i < m; i++) for (let g = 0; g < groups; g++) ({ s: s[i * groups + g], z: z[i * groups + g] } = minMax(i, g));
+  const q = Int32Array.from({ length: m * n }, (_, k) => quantizeRow(w0[k]!, s[at(Math.floor(k / n), k % n)]!, z[at(Math.floor(k / n), k % n)]!, qmin, qmax));
   const best = { q, s, z, err: rowErrors(p, q, s, z) };
   const u = inverseUpperFactor(p.h, n);
   const integerStep = () => {
     const cand = { q: gptq(p, u, best.s, best.z, qmin, qmax), s: Float64Array.from(best.s), z: Float64Array.from(best.z) };
-    return keepImproved(best, { ...cand, err: rowErrors(p, cand.q, cand.s, cand.z) }, n);
+    return keepImproved(best, { ...cand, err: rowErrors(p, cand.q, cand.s, cand.z) }, n, groups);
   };
   const floatStep = (from: { q: Int32Array }) => {
-    const cs = new Float64Array(m);
-    const cz = new Float64Array(m);
-    for (let i = 0; i < m; i++) ({ s: cs[i], z: cz[i] } = solveScaleOffset(p.h, n, from.q, w0, i * n));
-    return keepImproved(best, { q: from.q, s: cs, z: cz, err: rowErrors(p, from.q, cs, cz) }, n);
+    const cs = new Float64Array(m * groups);
+    const cz = new Float64Array(m * groups);
+    for (let i = 0; i < m; i++) {
+      if (groups === 1) ({ s: cs[i], z: cz[i] } = solveScaleOffset(p.h, n, from.q, w0, i * n));
+      else {
+        const sol = solveGroupScaleOffset(p.h, n, size, from.q, w0, i * n);
+        cs.set(sol.s, i * groups);
+        cz.set(sol.z, i * groups);
+      }
+    }
+    return keepImproved(best, { q: from.q, s: cs, z: cz, err: rowErrors(p, from.q, cs, cz) }, n, groups);
   };
   integerStep();
   for (let r = 1; r < rounds; r++) {
     if (r === 1) {
-      // shrink search over 160 candidates (p = 1 − i/200), then the exact refit of the chosen integers
+      // shrink search over 160 candidates (p = 1 − i/200) per group, then the exact refit of the chosen integers
       const sq = new Int32Array(m * n);
       for (let i = 0; i < m; i++) {
-        let bestScore = Infinity;
-        for (let c = 0; c < 160; c++) {
-          const g = minMax(i, 1 - c / 200);
-          let score = 0;
-          for (let j = 0; j < n; j++) {
-            const v = w0[i * n + j]!;
-            score += p.h[j * n + j]! * (v - (g.s * quantizeRow(v, g.s, g.z, qmin, qmax) + g.z)) ** 2;
-          }
-          if (score < bestScore) {
-            bestScore = score;
-            for (let j = 0; j < n; j++) sq[i * n + j] = quantizeRow(w0[i * n + j]!, g.s, g.z, qmin, qmax);
+        for (let g = 0; g < groups; g++) {
+          const [j0, j1] = span(g);
+          let bestScore = Infinity;
+          for (let c = 0; c < 160; c++) {
+            const cand = minMax(i, g, 1 - c / 200);
+            let score = 0;
+            for (let j = j0; j < j1; j++) {
+              const v = w0[i * n + j]!;
+              score += p.h[j * n + j]! * (v - (cand.s * quantizeRow(v, cand.s, cand.z, qmin, qmax) + cand.z)) ** 2;
+            }
+            if (score < bestScore) {
+              bestScore = score;
+              for (let j = j0; j < j1; j++) sq[i * n + j] = quantizeRow(w0[i * n + j]!, cand.s, cand.z, qmin, qmax);
+            }
           }
         }
       }
@@ -253,10 +355,11 @@ export interface DecoupleQInput {
   readonly calib: ImageBatches;
   readonly convs: WasmConvPool;
   readonly options: Partial<DecoupleQOptions>;
+  readonly groupSize?: GroupSize;
 }
 
-function paramsOf(layer: QuantLayer, bits: Bits, s: Float64Array, z: Float64Array): QuantParams {
-  return { bits, signed: true, symmetric: false, axis: layer.channelAxis, scale: Float32Array.from(s), zeroPoint: new Int32Array(s.length), offset: Float32Array.from(z) };
+function paramsOf(layer: QuantLayer, bits: Bits, groupSize: GroupSize | undefined, s: Float64Array, z: Float64Array): QuantParams {
+  return { bits, signed: true, symmetric: false, granularity: weightGranularity(groupSize, layer.channelAxis), scale: Float32Array.from(s), zeroPoint: new Int32Array(s.length), offset: Float32Array.from(z) };
 }
 
 /** Both stages over the model; returns weights whose params carry the float offsets. */
@@ -274,21 +377,23 @@ export async function decoupleqModel(input: DecoupleQInput, emit: Emit, signal?:
     const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
     const m = w.dims[0]!;
     const perGroup = m / hs.length;
+    // (s, z) pairs per row: one, or one per group of input columns
+    const perRow = input.groupSize ? Math.ceil(hs[0]!.n / input.groupSize) : 1;
     const q = new Int32Array(w.data.length);
-    const s = new Float64Array(m);
-    const z = new Float64Array(m);
+    const s = new Float64Array(m * perRow);
+    const z = new Float64Array(m * perRow);
     let err = 0;
     for (const [g, { h, n }] of hs.entries()) {
       await yieldToEventLoop();
       throwIfAborted(signal);
       const rows = Float64Array.from(w.data.subarray(g * perGroup * n, (g + 1) * perGroup * n));
-      const sol = solveRows({ w0: rows, m: perGroup, n, h }, input.bitsFor(layer), o.rounds);
+      const sol = solveRows({ w0: rows, m: perGroup, n, h, ...(input.groupSize ? { group: input.groupSize } : {}) }, input.bitsFor(layer), o.rounds);
       q.set(sol.q, g * perGroup * n);
-      s.set(sol.s, g * perGroup);
-      z.set(sol.z, g * perGroup);
+      s.set(sol.s, g * perGroup * perRow);
+      z.set(sol.z, g * perGroup * perRow);
       err += sol.err.reduce((a, b) => a + b, 0);
     }
-    done.push({ layer, codes: w.back(q), params: paramsOf(layer, input.bitsFor(layer), s, z) });
+    done.push({ layer, codes: w.back(q), params: paramsOf(layer, input.bitsFor(layer), input.groupSize, s, z) });
     emit({ type: 'progress', stage: 'quantize', done: li + 1, total: layers.length + (o.blockIters ? input.blocks.length : 0) });
     emit({ type: 'info', message: `decoupleQ ${layer.name}: ${input.bitsFor(layer)}-bit, H-weighted output error ${err.toPrecision(3)}` });
   }
@@ -315,12 +420,13 @@ async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done
       const q = channelsFirst(Float32Array.from(qw.codes), qw.layer.weightDims, qw.layer.channelAxis).data;
       const s = Float32Array.from(qw.params.scale);
       const z = Float32Array.from(qw.params.offset!);
-      return { q, s, z, rows: s.length, adamS: new Adam(s, { lr: o.blockLr, beta2: 0.99, eps: 2e-5 }), adamZ: new Adam(z, { lr: o.blockLr, beta2: 0.99, eps: 2e-5 }), shape: slot.weight.shape };
+      return { q, s, z, grid: gridOf(onAxis(qw.params, 0)), adamS: new Adam(s, { lr: o.blockLr, beta2: 0.99, eps: 2e-5 }), adamZ: new Adam(z, { lr: o.blockLr, beta2: 0.99, eps: 2e-5 }), shape: slot.weight.shape };
     });
     const weightOf = (sl: (typeof slots)[number]): Nd => {
-      const per = sl.q.length / sl.rows;
       const data = new Float32Array(sl.q.length);
-      for (let i = 0; i < sl.rows; i++) for (let j = i * per; j < (i + 1) * per; j++) data[j] = sl.s[i]! * sl.q[j]! + sl.z[i]!;
+      gridRuns({ shape: sl.shape, data }, sl.grid, 'decoupleQ', (k, start, end) => {
+        for (let j = start; j < end; j++) data[j] = sl.s[k]! * sl.q[j]! + sl.z[k]!;
+      });
       return { shape: sl.shape, data };
     };
     const n = xs.shape[0]!;
@@ -348,15 +454,14 @@ async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done
       slots.forEach((sl, k) => {
         const dW = g.weights[k];
         if (!dW) return;
-        const per = sl.q.length / sl.rows;
-        const ds = new Float32Array(sl.rows);
-        const dz = new Float32Array(sl.rows);
-        for (let i = 0; i < sl.rows; i++) {
-          for (let j = i * per; j < (i + 1) * per; j++) {
-            ds[i]! += dW.data[j]! * sl.q[j]!;
-            dz[i]! += dW.data[j]!;
+        const ds = new Float32Array(sl.s.length);
+        const dz = new Float32Array(sl.s.length);
+        gridRuns(dW, sl.grid, 'decoupleQ', (p, start, end) => {
+          for (let j = start; j < end; j++) {
+            ds[p]! += dW.data[j]! * sl.q[j]!;
+            dz[p]! += dW.data[j]!;
           }
-        }
+        });
         sl.adamS.step(ds);
         sl.adamZ.step(dz);
       });

@@ -4,16 +4,17 @@ import { layerName } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import type { QuantizedWeight } from '../export/qdq';
 import { captureTensors, concatBatches, gatherRows, type Captured } from '../quant/calibrate';
-import { dequantizeTensor, intRange, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, type Bits, type QuantParams } from '../quant/quantizer';
-import type { ScaleSearch } from '../plan';
+import { dequantizeTensor, intRange, onAxis, weightParams, type Bits, type QuantParams, type StepInit } from '../quant/quantizer';
+import { weightGranularity, type GroupSize } from '../plan';
 import type { ImageBatches } from '../data/batches';
-import type { Nd } from '../backends/cpu/reference';
+import { gridRuns, type Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
 import { rng } from '../random';
 import { cooperative, throwIfAborted, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { ActQuantizer } from '../engine/act-quant';
+import { gridOf } from './adaround';
 
 /**
  * NWQ, network-wise reconstruction (algorithms.md §5.2, the studio's reference design; NWQ has no
@@ -56,7 +57,8 @@ export interface NwqInput {
   /** The partition whose block outputs are the taps at 'block' granularity. */
   readonly blocks: readonly Block[];
   readonly bitsFor: (layer: QuantLayer) => Bits;
-  readonly scale: ScaleSearch;
+  readonly scale: StepInit;
+  readonly groupSize?: GroupSize;
   readonly calib: ImageBatches;
   readonly convs: WasmConvPool;
   readonly options: Partial<NwqOptions>;
@@ -70,6 +72,8 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 interface Rounding {
   readonly weight: Nd;
   readonly params: QuantParams;
+  /** Each weight's step (its channel's or group's scale). */
+  readonly step: Float32Array;
   readonly floor: Float32Array;
   readonly d: Float32Array;
   readonly adam: Adam;
@@ -79,24 +83,21 @@ interface Rounding {
 
 /** ŵ = s·clamp(floor(w/s) + sigmoid(d/τ), qmin, qmax), channels on axis 0. */
 function softWeight(r: Rounding, tau: number): Nd {
-  const run = r.weight.data.length / r.params.scale.length;
   const out = new Float32Array(r.weight.data.length);
   for (let i = 0; i < out.length; i++) {
-    const s = r.params.scale[Math.floor(i / run)]!;
     const q = r.floor[i]! + sigmoid(r.d[i]! / tau);
-    out[i] = s * (q < r.qmin ? r.qmin : q > r.qmax ? r.qmax : q);
+    out[i] = r.step[i]! * (q < r.qmin ? r.qmin : q > r.qmax ? r.qmax : q);
   }
   return { shape: r.weight.shape, data: out };
 }
 
 function softWeightGrad(r: Rounding, tau: number, dW: Nd): Float32Array {
-  const run = r.weight.data.length / r.params.scale.length;
   const g = new Float32Array(r.d.length);
   for (let i = 0; i < g.length; i++) {
     const p = sigmoid(r.d[i]! / tau);
     const q = r.floor[i]! + p;
     if (q < r.qmin || q > r.qmax) continue;
-    g[i] = (dW.data[i]! * r.params.scale[Math.floor(i / run)]! * p * (1 - p)) / tau;
+    g[i] = (dW.data[i]! * r.step[i]! * p * (1 - p)) / tau;
   }
   return g;
 }
@@ -140,19 +141,20 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
   const program = BlockProgram.compile(model, whole, layers, await input.convs.factory());
   const roundings: Rounding[] = program.slots.map((slot) => {
     const bits = input.bitsFor(slot.layer);
-    const params = (input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric)(slot.weight.data, slot.weight.shape, 0, bits);
+    const params = weightParams(slot.weight.data, slot.weight.shape, { bits, symmetric: true, granularity: weightGranularity(input.groupSize, 0) }, input.scale);
     const { qmin, qmax } = intRange(bits, params.signed, params.symmetric);
-    const run = slot.weight.data.length / params.scale.length;
+    const step = new Float32Array(slot.weight.data.length);
+    gridRuns(slot.weight, gridOf(params), 'nwq', (p, start, end) => step.fill(params.scale[p]!, start, end));
     const floor = new Float32Array(slot.weight.data.length);
     const d = new Float32Array(slot.weight.data.length);
     for (let i = 0; i < d.length; i++) {
-      const u = slot.weight.data[i]! / params.scale[Math.floor(i / run)]!;
+      const u = slot.weight.data[i]! / step[i]!;
       floor[i] = Math.floor(u);
       // logit of the fractional part, clamped away from ±∞ for weights on the grid
       const r = Math.min(1 - 1e-4, Math.max(1e-4, u - floor[i]!));
       d[i] = Math.log(r / (1 - r));
     }
-    return { weight: slot.weight, params, floor, d, adam: new Adam(d, { lr: o.lr }), qmin, qmax };
+    return { weight: slot.weight, params, step, floor, d, adam: new Adam(d, { lr: o.lr }), qmin, qmax };
   });
   const quantizers = new Map<string, ActQuantizer>(
     [...(activations ?? [])]
@@ -213,7 +215,7 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
   }
   const weights = program.slots.map((slot, k): QuantizedWeight => {
     const r = roundings[k]!;
-    return { layer: slot.layer, codes: slot.back(hardCodes(r)), params: { ...r.params, axis: slot.layer.channelAxis } };
+    return { layer: slot.layer, codes: slot.back(hardCodes(r)), params: onAxis(r.params, slot.layer.channelAxis) };
   });
   const acts = new Map(activations ?? []);
   for (const [tensor, q] of quantizers) acts.set(tensor, { ...acts.get(tensor)!, scale: Float32Array.from(q.scale) });

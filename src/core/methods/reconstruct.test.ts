@@ -17,6 +17,7 @@ function batches(count: number, shape: [number, number, number], seed: number): 
   const all = randn(count * per, rng(seed));
   const bs = 16;
   return {
+    count,
     batches: Math.ceil(count / bs),
     batch: async (b: number) => {
       const n = Math.min(bs, count - b * bs);

@@ -2,10 +2,11 @@ import type { ModelProto } from '../onnx/schema';
 import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { exportQdq, type QuantizedWeight } from '../export/qdq';
-import { captureTensors, concatBatches, gatherRows, type Captured } from '../quant/calibrate';
-import { dequantizeTensor, intRange, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, quantizeTensor, type Bits, type QuantParams } from '../quant/quantizer';
+import { captureRows, captureTensors, type CacheChoice } from '../quant/calibrate';
+import { createRowCache, gatherBatch, type RowCache } from '../quant/row-cache';
+import { dequantizeTensor, intRange, onAxis, quantizeTensor, weightParams, type Bits, type QuantParams, type StepInit } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
-import type { ScaleSearch } from '../plan';
+import { weightGranularity, type GroupSize } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { adaroundBackward, adaroundForward, adaroundInit, adaroundRegBackward, adaroundRegForward, rectifiedSigmoid, type Nd, type QuantGrid } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
@@ -14,8 +15,10 @@ import { cooperative, throwIfAborted, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { ActQuantizer } from '../engine/act-quant';
-import { betaAt, hardCodes } from './adaround';
+import { betaAt, gridOf, hardCodes } from './adaround';
 import { parseCheckpoint, serializeCheckpoint, type CheckpointStore } from '../checkpoint';
+import type { KernelBackend, TensorLike } from '../backends/webgpu/types';
+import { BlockBackendRunner } from './reconstruct-backend';
 
 /**
  * Block reconstruction, the family BRECQ and QDrop share (algorithms.md §3, §4): each block's
@@ -78,14 +81,19 @@ export interface ReconstructionInput {
   readonly layers: readonly QuantLayer[];
   readonly blocks: readonly Block[];
   readonly bitsFor: (layer: QuantLayer) => Bits;
-  readonly scale: ScaleSearch;
+  readonly scale: StepInit;
+  readonly groupSize?: GroupSize;
   /** Layers kept at round-to-nearest (BRECQ leaves the first layer unreconstructed, §1.5). */
   readonly skip: (layer: QuantLayer) => boolean;
   readonly calib: ImageBatches;
   readonly convs: WasmConvPool;
+  /** How the calibration caches are kept: float32 in memory unless the run chose float16 or spilling to fit its memory. */
+  readonly caches?: CacheChoice;
   readonly options: Partial<ReconstructionOptions>;
   /** Saves progress after every block and resumes from it: the run's identity and its store. */
   readonly checkpoints?: { readonly key: string; readonly store: CheckpointStore };
+  /** Where the weight loops run when a block compiles for it (WebGPU); the CPU engine otherwise, and after a device loss. */
+  readonly backend?: KernelBackend<TensorLike> | null;
 }
 
 /** How well a finished block reproduces the float model on the calibration set. */
@@ -109,11 +117,6 @@ interface SlotState {
   readonly v: Nd | null;
   readonly adam: Adam | null;
   readonly fixed: Nd | null;
-}
-
-function gridOf(p: QuantParams): QuantGrid {
-  const { qmin, qmax } = intRange(p.bits, p.signed, p.symmetric);
-  return { scale: p.scale, zero: p.zeroPoint, qmin, qmax };
 }
 
 function actQuantizer(tensor: string, p: QuantParams): ActQuantizer {
@@ -150,19 +153,17 @@ function reconstructionLoss(pred: Nd, target: Nd, p: number, grad: Float32Array,
 /** Cosine learning-rate annealing to 0 over `total` steps, as the references schedule step sizes. */
 const cosineLr = (lr: number, t: number, total: number) => 0.5 * lr * (1 + Math.cos((Math.PI * t) / total));
 
-function blockMetrics(program: BlockProgram, weights: readonly Nd[], inputs: Captured, targets: Captured, quantizers: ReadonlyMap<string, ActQuantizer> | undefined): { sqnrDb: number; cosine: number } {
+function blockMetrics(program: BlockProgram, weights: readonly Nd[], inputs: RowCache, targets: RowCache, quantizers: ReadonlyMap<string, ActQuantizer> | undefined): { sqnrDb: number; cosine: number } {
   let sig = 0;
   let err = 0;
   let dot = 0;
   let pp = 0;
   const n = inputs.shape[0]!;
-  const per = inputs.data.length / n;
-  const perOut = targets.data.length / n;
   for (let start = 0; start < n; start += 32) {
     const end = Math.min(n, start + 32);
-    const x: Nd = { shape: [end - start, ...inputs.shape.slice(1)], data: inputs.data.subarray(start * per, end * per) };
+    const x: Nd = { shape: [end - start, ...inputs.shape.slice(1)], data: inputs.rows(start, end) };
     const y = program.forward(x, weights, quantizers ? { quantizers } : {}).output.data;
-    const t = targets.data.subarray(start * perOut, end * perOut);
+    const t = targets.rows(start, end);
     for (let i = 0; i < y.length; i++) {
       sig += t[i]! * t[i]!;
       err += (t[i]! - y[i]!) ** 2;
@@ -179,7 +180,7 @@ function blockMetrics(program: BlockProgram, weights: readonly Nd[], inputs: Cap
  * output, the block at its soft-rounding start (≈ float weights) on the quantized prefix's inputs
  * and the rest of the network in float (§3.2).
  */
-async function fisherWeights(input: ReconstructionInput, block: Block, program: BlockProgram, floatWeights: readonly Nd[], quantIn: Captured, signal?: AbortSignal): Promise<Captured> {
+async function fisherWeights(input: ReconstructionInput, block: Block, program: BlockProgram, floatWeights: readonly Nd[], quantIn: RowCache, signal?: AbortSignal): Promise<RowCache> {
   const { model, layers, calib } = input;
   const nodes = model.graph!.node ?? [];
   const inBlock = new Set(block.nodes);
@@ -196,15 +197,13 @@ async function fisherWeights(input: ReconstructionInput, block: Block, program: 
   );
   const fpLogits = (await captureTensors(model, [output], calib, signal)).get(output)!;
   const n = quantIn.shape[0]!;
-  const per = quantIn.data.length / n;
-  const parts: Float32Array[] = [];
-  let outShape: readonly number[] = [];
+  let weightsOut: RowCache | null = null;
   for (let start = 0; start < n; start += 32) {
     throwIfAborted(signal);
     const end = Math.min(n, start + 32);
     const b = end - start;
-    const z = program.forward({ shape: [b, ...quantIn.shape.slice(1)], data: quantIn.data.slice(start * per, end * per) }, floatWeights).output;
-    outShape = z.shape.slice(1);
+    const z = program.forward({ shape: [b, ...quantIn.shape.slice(1)], data: quantIn.rows(start, end) }, floatWeights).output;
+    weightsOut ??= await createRowCache([n, ...z.shape.slice(1)], input.caches?.storage ?? 'float32', input.caches?.spill);
     const tape = suffix?.forward(z, suffix.slots.map((s) => s.weight));
     const logits = tape ? tape.output.data : z.data;
     const classes = logits.length / b;
@@ -215,15 +214,9 @@ async function fisherWeights(input: ReconstructionInput, block: Block, program: 
       for (let c = 0; c < classes; c++) dLogits[r * classes + c] = (q[c]! - t[c]!) / b;
     }
     const g = suffix && tape ? suffix.backwardToInput(tape, suffix.slots.map((s) => s.weight), { shape: tape.output.shape, data: dLogits }).data : dLogits;
-    parts.push(Float32Array.from(g, (v) => (Math.abs(v) + 1) ** 2));
+    weightsOut.write(start, Float32Array.from(g, (v) => (Math.abs(v) + 1) ** 2));
   }
-  const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    data.set(p, at);
-    at += p.length;
-  }
-  return { shape: [n, ...outShape], data };
+  return weightsOut!;
 }
 
 function softmaxRow(x: Float32Array, at: number, n: number): Float64Array {
@@ -272,6 +265,7 @@ export async function reconstructWeights(
     for (const [t, p] of resumed.activations) acts.set(t, p);
     emit({ type: 'info', message: `resuming from the checkpoint: ${from} of ${work.length} blocks already done` });
   } else if (resumed) emit({ type: 'warning', message: 'the checkpoint found belongs to another model or plan: starting afresh' });
+  const onBackend = new BlockBackendRunner(input.backend, emit);
   for (const [bi, block] of work.entries()) {
     if (bi < from) continue;
     throwIfAborted(signal);
@@ -279,8 +273,7 @@ export async function reconstructWeights(
     const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
     const slots = program.slots.map((slot): SlotState => {
       const bits = input.bitsFor(slot.layer);
-      const search = input.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric;
-      const params = search(slot.weight.data, slot.weight.shape, 0, bits);
+      const params = weightParams(slot.weight.data, slot.weight.shape, { bits, symmetric: true, granularity: weightGranularity(input.groupSize, 0) }, input.scale);
       const grid = gridOf(params);
       if (input.skip(slot.layer)) {
         const fixed = dequantizeTensor(quantizeTensor(slot.weight.data, slot.weight.shape, params), slot.weight.shape, params);
@@ -295,21 +288,26 @@ export async function reconstructWeights(
     // caches: the prefix's quantized input (and the float input for QDrop), float targets
     const inName = joint && acts.has(block.input) ? `${block.input}_dequantized` : block.input;
     const prefix = exportQdq({ model, weights: done, activations: joint ? new Map([...acts].filter(([t]) => !program.produced.has(t) || t === block.input)) : new Map(), weightFormat: 'float' });
-    const quantIn = (await captureTensors(prefix, [inName], calib, signal)).get(inName)!;
-    const fp = await captureTensors(model, joint ? [block.input, block.output] : [block.output], calib, signal);
+    const caches = input.caches ?? { storage: 'float32' };
+    const quantIn = (await captureRows(prefix, [inName], calib, caches, signal)).get(inName)!;
+    const fp = await captureRows(model, joint ? [block.input, block.output] : [block.output], calib, caches, signal);
     const target = fp.get(block.output)!;
     const floatIn = joint ? fp.get(block.input)! : null;
 
     const fisher = o.fisher && learned ? await fisherWeights(input, block, program, slots.map((sl) => sl.weight), quantIn, signal) : null;
-    let last: number | null = null;
-    if (learned) {
+    const report = (t: number, rec: number, reg: number, beta: number | null) => {
+      emit({ type: 'progress', stage: 'quantize', done: bi * o.iters + t + 1, total: work.length * o.iters });
+      emit({ type: 'loss', layer: block.id, iter: t, rec, reg, beta });
+    };
+    const elsewhere = learned ? await onBackend.reconstruct({ model, block, slots: program.slots, state: slots, inputs: quantIn, targets: target, fisher, joint, options: o, seed: o.seed * 7919 + bi + 1, report, signal }) : null;
+    let last: number | null = elsewhere?.last ?? null;
+    if (learned && !elsewhere) {
       const rand = rng(o.seed * 7919 + bi + 1);
       const n = quantIn.shape[0]!;
       const bs = Math.min(o.batch, n);
-      const per = quantIn.data.length / n;
-      const xLen = bs * per;
-      const xfBuf = new Float32Array(bs * per);
-      const tBuf = new Float32Array((bs * target.data.length) / n);
+      const xBuf = new Float32Array(bs * quantIn.rowSize);
+      const xfBuf = new Float32Array(bs * quantIn.rowSize);
+      const tBuf = new Float32Array(bs * target.rowSize);
       const fBuf = fisher ? new Float32Array(tBuf.length) : null;
       const grad = new Float32Array(tBuf.length);
       const stepAdams = quantizers ? new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.qdropActLr })])) : new Map<string, Adam>();
@@ -319,16 +317,16 @@ export async function reconstructWeights(
       for (let t = 0; t < o.iters; t++) {
         await pace();
         const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
-        const x = gatherRows(quantIn, idx, new Float32Array(xLen));
+        const x = gatherBatch(quantIn, idx, xBuf);
         if (floatIn) {
           // QDrop: the block input is quantized element-wise with probability `keep`
-          const xf = gatherRows(floatIn, idx, xfBuf);
+          const xf = gatherBatch(floatIn, idx, xfBuf);
           for (let i = 0; i < x.data.length; i++) if (rand() >= o.keep) x.data[i] = xf.data[i]!;
         }
-        const y = gatherRows(target, idx, tBuf);
+        const y = gatherBatch(target, idx, tBuf);
         const weights = slots.map((s) => s.fixed ?? adaroundForward(s.weight, s.v!, s.grid));
         const tape = program.forward(x, weights, { quantizers, drop });
-        const rec = reconstructionLoss(tape.output, y, 2, grad, fisher && fBuf ? gatherRows(fisher, idx, fBuf).data : null);
+        const rec = reconstructionLoss(tape.output, y, 2, grad, fisher && fBuf ? fisher.gather(idx, fBuf) : null);
         const g = program.backward(tape, weights, { shape: tape.output.shape, data: grad }, { quantizers, gradScale: (q, count) => 1 / Math.sqrt(count * q.qmax) });
         const beta = betaAt(t, o);
         let reg = 0;
@@ -349,10 +347,7 @@ export async function reconstructWeights(
           quantizers!.get(tensor)!.scale[0] = Math.max(quantizers!.get(tensor)!.scale[0]!, 1e-8);
         }
         last = rec;
-        if (t % every === 0 || t === o.iters - 1) {
-          emit({ type: 'progress', stage: 'quantize', done: bi * o.iters + t + 1, total: work.length * o.iters });
-          emit({ type: 'loss', layer: block.id, iter: t, rec, reg, beta });
-        }
+        if (t % every === 0 || t === o.iters - 1) report(t, rec, reg, beta);
       }
     }
 
@@ -362,9 +357,10 @@ export async function reconstructWeights(
       const codes = hardCodes(s.weight, s.v!, s.grid);
       return { codes, data: dequantizeTensor(codes, s.weight.shape, s.params) };
     });
-    program.slots.forEach((slot, k) => done.push({ layer: slot.layer, codes: slot.back(hard[k]!.codes), params: { ...slots[k]!.params, axis: slot.layer.channelAxis } }));
+    program.slots.forEach((slot, k) => done.push({ layer: slot.layer, codes: slot.back(hard[k]!.codes), params: onAxis(slots[k]!.params, slot.layer.channelAxis) }));
     for (const [tensor, q] of quantizers ?? []) acts.set(tensor, { ...acts.get(tensor)!, scale: Float32Array.from(q.scale) });
     const m = blockMetrics(program, hard.map((h, k) => ({ shape: slots[k]!.weight.shape, data: h.data })), quantIn, target, quantizers);
+    for (const c of [quantIn, target, floatIn, fisher]) c?.close();
     const seconds = (performance.now() - t0) / 1000;
     const binary = slots.filter((s) => s.v).map((s) => fractionBinary(s.v!));
     const decided = binary.length ? Math.min(...binary) : null;
@@ -402,14 +398,14 @@ export async function learnActivationSteps(
       if (!w) return s.weight;
       return { shape: s.weight.shape, data: channelsFirst(dequantizeTensor(w.codes, w.layer.weightDims, w.params), w.layer.weightDims, w.layer.channelAxis).data };
     });
-    const fp = await captureTensors(model, [block.input, block.output], calib, signal);
+    const fp = await captureRows(model, [block.input, block.output], calib, input.caches ?? { storage: 'float32' }, signal);
     const inputs = fp.get(block.input)!;
     const target = fp.get(block.output)!;
     const rand = rng(o.seed * 7919 + 1_000_003 + bi);
     const n = inputs.shape[0]!;
     const bs = Math.min(o.batch, n);
-    const xLen = (bs * inputs.data.length) / n;
-    const tBuf = new Float32Array((bs * target.data.length) / n);
+    const xBuf = new Float32Array(bs * inputs.rowSize);
+    const tBuf = new Float32Array(bs * target.rowSize);
     const grad = new Float32Array(tBuf.length);
     const adams = new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.actLr })]));
     const pace = cooperative(signal);
@@ -417,8 +413,8 @@ export async function learnActivationSteps(
     for (let t = 0; t < o.actIters; t++) {
       await pace();
       const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
-      const x = gatherRows(inputs, idx, new Float32Array(xLen));
-      const y = gatherRows(target, idx, tBuf);
+      const x = gatherBatch(inputs, idx, xBuf);
+      const y = gatherBatch(target, idx, tBuf);
       const tape = program.forward(x, hard, { quantizers });
       const rec = reconstructionLoss(tape.output, y, o.actP, grad);
       const g = program.backward(tape, hard, { shape: tape.output.shape, data: grad }, { quantizers });
@@ -433,6 +429,8 @@ export async function learnActivationSteps(
       }
     }
     for (const [tensor, q] of quantizers) acts.set(tensor, { ...acts.get(tensor)!, scale: Float32Array.from(q.scale) });
+    inputs.close();
+    target.close();
   }
   return acts;
 }

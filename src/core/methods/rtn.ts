@@ -1,13 +1,12 @@
 import type { QuantLayer } from '../graph/layers';
 import { tensorToFloat32 } from '../onnx/tensor-data';
 import type { QuantizedWeight } from '../export/qdq';
-import { lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, quantizeTensor, type Bits } from '../quant/quantizer';
-import type { ScaleSearch } from '../plan';
+import { quantizeTensor, weightParams, type Bits, type StepInit } from '../quant/quantizer';
+import { weightGranularity, type GroupSize } from '../plan';
 
-/** Round-to-nearest on a per-channel grid (min–max or Lp-searched): the baseline every method is compared with. */
-export function roundToNearest(layer: QuantLayer, bits: Bits, scale: ScaleSearch = 'minmax'): QuantizedWeight {
+/** Round-to-nearest on a symmetric per-channel or per-group grid: the baseline every method is compared with. */
+export function roundToNearest(layer: QuantLayer, bits: Bits, init: StepInit = 'minmax', groupSize?: GroupSize): QuantizedWeight {
   const w = tensorToFloat32(layer.weightTensor);
-  const grid = scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric;
-  const params = grid(w, layer.weightDims, layer.channelAxis, bits);
+  const params = weightParams(w, layer.weightDims, { bits, symmetric: true, granularity: weightGranularity(groupSize, layer.channelAxis) }, init);
   return { layer, codes: quantizeTensor(w, layer.weightDims, params), params };
 }

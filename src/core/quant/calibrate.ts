@@ -3,8 +3,15 @@ import { DataType } from '../onnx/schema';
 import type { ImageBatches } from '../data/batches';
 import { encodeModel } from '../onnx/codec';
 import { ModelSession } from '../eval/runtime';
-import { throwIfAborted, type Progress } from '../events';
+import { cooperative, type Progress } from '../events';
 import { rng } from '../random';
+import { createRowCache, type CacheStorage, type RowCache, type SpillStore } from './row-cache';
+
+/** How a run keeps its calibration caches (row-cache.ts), and where it may spill them. */
+export interface CacheChoice {
+  readonly storage: CacheStorage;
+  readonly spill?: SpillStore;
+}
 
 export interface Range {
   min: number;
@@ -27,9 +34,10 @@ export async function collectRanges(model: ModelProto, tensors: readonly string[
   const ranges = new Map<string, Range>(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));
   if (tensors.length === 0) return ranges;
   const session = await ModelSession.create(encodeModel(withOutputs(model, tensors)), 'none');
+  const pace = cooperative(signal);
   try {
     for (let b = 0; b < images.batches; b++) {
-      throwIfAborted(signal);
+      await pace();
       const { data, shape } = await images.batch(b);
       const outs = await session.run(data, shape, tensors);
       for (const [name, t] of outs) {
@@ -61,9 +69,10 @@ export interface Captured {
 export async function captureTensors(model: ModelProto, tensors: readonly string[], images: ImageBatches, signal?: AbortSignal): Promise<Map<string, Captured>> {
   const parts = new Map<string, { dims: readonly number[]; data: Float32Array }[]>(tensors.map((t) => [t, []]));
   const session = await ModelSession.create(encodeModel(withOutputs(model, tensors)), 'none');
+  const pace = cooperative(signal);
   try {
     for (let b = 0; b < images.batches; b++) {
-      throwIfAborted(signal);
+      await pace();
       const { data, shape } = await images.batch(b);
       for (const [name, t] of await session.run(data, shape, tensors)) parts.get(name)!.push(t);
     }
@@ -71,6 +80,38 @@ export async function captureTensors(model: ModelProto, tensors: readonly string
     await session.release();
   }
   return new Map([...parts].map(([name, list]) => [name, concatBatches(list.map((p) => ({ shape: p.dims, data: p.data })))]));
+}
+
+/**
+ * Like captureTensors, but each batch goes straight into a row cache in `storage` (float16 and
+ * spilled caches never hold the whole set in float32, not even while capturing).
+ */
+export async function captureRows(model: ModelProto, tensors: readonly string[], images: ImageBatches, caches: CacheChoice, signal?: AbortSignal): Promise<Map<string, RowCache>> {
+  const out = new Map<string, RowCache>();
+  const session = await ModelSession.create(encodeModel(withOutputs(model, tensors)), 'none');
+  const pace = cooperative(signal);
+  try {
+    let row = 0;
+    for (let b = 0; b < images.batches; b++) {
+      await pace();
+      const { data, shape } = await images.batch(b);
+      for (const [name, t] of await session.run(data, shape, tensors)) {
+        let cache = out.get(name);
+        if (!cache) {
+          cache = await createRowCache([images.count, ...t.dims.slice(1)], caches.storage, caches.spill);
+          out.set(name, cache);
+        }
+        cache.write(row, t.data);
+      }
+      row += shape[0]!;
+    }
+  } catch (e) {
+    for (const c of out.values()) c.close();
+    throw e;
+  } finally {
+    await session.release();
+  }
+  return out;
 }
 
 /** Batches joined along axis 0. */
@@ -114,10 +155,11 @@ export async function sampleActivations(
   if (tensors.length === 0) return new Map();
   const rand = rng(seed + 7);
   const session = await ModelSession.create(encodeModel(withOutputs(model, tensors)), 'none');
+  const pace = cooperative(signal);
   try {
     let used = 0;
     for (let b = 0; b < images.batches && used < maxImages; b++) {
-      throwIfAborted(signal);
+      await pace();
       const { data, shape } = await images.batch(b);
       const take = Math.min(shape[0]!, maxImages - used);
       used += take;

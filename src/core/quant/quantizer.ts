@@ -29,41 +29,46 @@ export function quantizeValue(x: number, scale: number, zero: number, range: Int
   return q < range.qmin ? range.qmin : q > range.qmax ? range.qmax : q;
 }
 
-/** Quantization parameters of one tensor: one scale/zero per channel along `axis`, or one per tensor. */
+/**
+ * Which elements share one scale and zero point. `axis` is the output-channel axis. A group is a
+ * run of `size` consecutive elements of one channel's row — the channel's elements in storage
+ * order, i.e. the reduction dimension of the layer's GEMM (input channels × kernel positions for a
+ * Conv, input features for a Gemm/MatMul), as GPTQ and decoupleQ group columns. A row whose length
+ * is not a multiple of `size` ends with a shorter group, as ONNX blocked quantization does.
+ */
+export type QuantGranularity =
+  | { readonly kind: 'tensor' }
+  | { readonly kind: 'channel'; readonly axis: number }
+  | { readonly kind: 'group'; readonly axis: number; readonly size: number };
+
+export const PER_TENSOR: QuantGranularity = { kind: 'tensor' };
+
+/**
+ * Quantization parameters of one tensor. Per group, parameters are ordered channel-major
+ * (channel c's groups are c·G … c·G + G − 1): the order stays the same when a 2-D weight is
+ * transposed, so parameters found on the channels-first layout serve the stored one.
+ */
 export interface QuantParams {
   readonly bits: Bits;
   readonly signed: boolean;
   readonly symmetric: boolean;
-  /** Channel axis, or null for per-tensor. */
-  readonly axis: number | null;
+  readonly granularity: QuantGranularity;
   readonly scale: Float32Array;
   readonly zeroPoint: Int32Array;
   /**
-   * decoupleQ's float offset per channel: x̂ = s·(q − zp) + offset, a real number rather than an
-   * integer zero point times s (algorithms.md §1.1, §6). Absent for every other quantizer.
+   * decoupleQ's float offset per channel or group: x̂ = s·(q − zp) + offset, a real number rather
+   * than an integer zero point times s (algorithms.md §1.1, §6). Absent for every other quantizer.
    */
   readonly offset?: Float32Array;
 }
 
+/** The same parameters for the tensor laid out with its channels on `axis` (a transposed 2-D weight). */
+export function onAxis(p: QuantParams, axis: number): QuantParams {
+  return p.granularity.kind === 'tensor' ? p : { ...p, granularity: { ...p.granularity, axis } };
+}
+
 /** Guards against a zero step on constant channels (all-zero filters happen after pruning). */
 const MIN_SCALE = 1e-12;
-
-/** Min–max per-tensor parameters for activations: the range always includes 0 so that zero is exact. */
-export function minMaxPerTensor(min: number, max: number, bits: Bits, signed: boolean, symmetric: boolean): QuantParams {
-  const range = intRange(bits, signed, symmetric);
-  const lo = Math.min(min, 0);
-  const hi = Math.max(max, 0);
-  let scale: number;
-  let zero: number;
-  if (symmetric) {
-    scale = Math.max(Math.max(-lo, hi) / ((range.qmax - range.qmin) / 2), MIN_SCALE);
-    zero = signed ? 0 : Math.ceil((range.qmin + range.qmax) / 2);
-  } else {
-    scale = Math.max((hi - lo) / (range.qmax - range.qmin), MIN_SCALE);
-    zero = Math.min(range.qmax, Math.max(range.qmin, roundHalfEven(range.qmin - lo / scale)));
-  }
-  return { bits, signed, symmetric, axis: null, scale: Float32Array.of(scale), zeroPoint: Int32Array.of(zero) };
-}
 
 /** Splits a tensor of shape `dims` around `axis`: element (o, c, i) sits at (o·C + c)·inner + i. */
 export interface ChannelLayout {
@@ -72,113 +77,216 @@ export interface ChannelLayout {
   readonly inner: number;
 }
 
-export function channelLayout(dims: readonly number[], axis: number | null): ChannelLayout {
+export function channelLayout(dims: readonly number[], g: QuantGranularity): ChannelLayout {
   const total = dims.reduce((a, b) => a * b, 1);
-  if (axis === null) return { outer: 1, channels: 1, inner: total };
-  const channels = dims[axis] ?? 1;
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  if (g.kind === 'tensor') return { outer: 1, channels: 1, inner: total };
+  const channels = dims[g.axis] ?? 1;
+  const inner = dims.slice(g.axis + 1).reduce((a, b) => a * b, 1);
   return { outer: total / (channels * inner), channels, inner };
 }
 
-function forChannel(l: ChannelLayout, c: number, f: (index: number) => void): void {
-  for (let o = 0; o < l.outer; o++) {
-    const base = (o * l.channels + c) * l.inner;
-    for (let i = 0; i < l.inner; i++) f(base + i);
+/** Length of one channel's row, and how many groups (parameters) it has. */
+export function rowGroups(dims: readonly number[], g: QuantGranularity): { channels: number; row: number; groups: number; size: number } {
+  const l = channelLayout(dims, g);
+  const row = l.outer * l.inner;
+  const size = g.kind === 'group' ? g.size : row;
+  return { channels: l.channels, row, groups: Math.ceil(row / size), size };
+}
+
+/**
+ * The elements each parameter covers, as one index list: parameter p owns
+ * members[offsets[p]] … members[offsets[p + 1] − 1], in row order.
+ */
+export interface ParamSlices {
+  readonly count: number;
+  readonly offsets: Int32Array;
+  readonly members: Int32Array;
+}
+
+export function paramSlices(dims: readonly number[], g: QuantGranularity): ParamSlices {
+  const l = channelLayout(dims, g);
+  const { row, groups, size } = rowGroups(dims, g);
+  const count = l.channels * groups;
+  const offsets = new Int32Array(count + 1);
+  const members = new Int32Array(l.outer * l.channels * l.inner);
+  let k = 0;
+  for (let c = 0; c < l.channels; c++) {
+    for (let gi = 0; gi < groups; gi++) {
+      offsets[c * groups + gi] = k;
+      for (let j = gi * size; j < Math.min(row, (gi + 1) * size); j++) {
+        // position j of channel c's row: outer index ⌊j/inner⌋, inner index j mod inner
+        members[k++] = (Math.floor(j / l.inner) * l.channels + c) * l.inner + (j % l.inner);
+      }
+    }
+  }
+  offsets[count] = k;
+  return { count, offsets, members };
+}
+
+/** How a step size (and zero point) is initialised (algorithms.md §1.2). */
+export type StepInit = 'minmax' | 'lp' | 'mse' | 'percentile';
+
+export const STEP_INITS: readonly StepInit[] = ['minmax', 'lp', 'mse', 'percentile'];
+
+/** The percentile of |x| (symmetric) or of each tail (asymmetric) that the 'percentile' init keeps. */
+export const PERCENTILE = 99.99;
+
+/** The grid that maps [lo, hi] (widened to include 0, so that zero stays exact) onto the integer range. */
+function gridFromRange(lo0: number, hi0: number, range: IntRange, signed: boolean, symmetric: boolean): { scale: number; zero: number } {
+  const lo = Math.min(lo0, 0);
+  const hi = Math.max(hi0, 0);
+  if (symmetric) return { scale: Math.max(Math.max(-lo, hi) / ((range.qmax - range.qmin) / 2), MIN_SCALE), zero: signed ? 0 : Math.ceil((range.qmin + range.qmax) / 2) };
+  const scale = Math.max((hi - lo) / (range.qmax - range.qmin), MIN_SCALE);
+  return { scale, zero: Math.min(range.qmax, Math.max(range.qmin, roundHalfEven(range.qmin - lo / scale))) };
+}
+
+/** Mean |x − x̂|^p over `x`: the score both BRECQ's and QDrop's searches minimise (p = 2.4). */
+function lpError(x: Float32Array, scale: number, zero: number, range: IntRange, p: number): number {
+  let err = 0;
+  for (let j = 0; j < x.length; j++) err += Math.abs(x[j]! - scale * (quantizeValue(x[j]!, scale, zero, range) - zero)) ** p;
+  return err / Math.max(1, x.length);
+}
+
+/** The `pct`-th percentile of `sorted` (ascending), interpolating linearly between order statistics as NumPy does. */
+export function percentileOf(sorted: ArrayLike<number>, pct: number): number {
+  const pos = (pct / 100) * (sorted.length - 1);
+  const i = Math.floor(pos);
+  const f = pos - i;
+  return i + 1 < sorted.length ? sorted[i]! + f * (sorted[i + 1]! - sorted[i]!) : sorted[i]!;
+}
+
+export interface StepChoice {
+  readonly scale: number;
+  readonly zero: number;
+}
+
+/**
+ * One scale and zero point for the values `x`, whose range is [min, max] (for activations the
+ * range over all images, `x` a sample), by `init`:
+ * - 'minmax': the whole range;
+ * - 'lp': BRECQ's search, 80 candidates shrinking both ends by 1% each, scored by mean |x − x̂|^2.4;
+ * - 'mse': QDrop's observer, same score: thresholds (i/100)·max(|min|, max), i = 1…100, when
+ *   symmetric or one-sided; otherwise 100 range lengths (i/100)·(max − min) × every zero point;
+ * - 'percentile': the 99.99th percentile of |x| (symmetric), or the 0.01th and 99.99th percentiles.
+ */
+export function chooseStep(x: Float32Array, min: number, max: number, range: IntRange, signed: boolean, symmetric: boolean, init: StepInit): StepChoice {
+  const lo = Math.min(min, 0);
+  const hi = Math.max(max, 0);
+  const best = (candidates: Iterable<StepChoice>): StepChoice => {
+    let pick: StepChoice = gridFromRange(lo, hi, range, signed, symmetric);
+    let bestErr = Infinity;
+    for (const c of candidates) {
+      const e = lpError(x, c.scale, c.zero, range, 2.4);
+      if (e < bestErr) {
+        bestErr = e;
+        pick = c;
+      }
+    }
+    return pick;
+  };
+  switch (init) {
+    case 'minmax':
+      return gridFromRange(lo, hi, range, signed, symmetric);
+    case 'lp':
+      return best((function* () {
+        for (let i = 0; i < 80; i++) yield gridFromRange(lo * (1 - 0.01 * i), hi * (1 - 0.01 * i), range, signed, symmetric);
+      })());
+    case 'mse':
+      return best((function* () {
+        const levels = range.qmax - range.qmin;
+        if (symmetric || lo === 0 || hi === 0) {
+          const m = Math.max(-lo, hi);
+          for (let i = 1; i <= 100; i++) {
+            const t = (i / 100) * m;
+            yield gridFromRange(symmetric || lo < 0 ? -t : 0, symmetric || hi > 0 ? t : 0, range, signed, symmetric);
+          }
+          return;
+        }
+        for (let i = 1; i <= 100; i++) {
+          const scale = Math.max(((i / 100) * (hi - lo)) / levels, MIN_SCALE);
+          for (let zp = 0; zp <= levels; zp++) yield { scale, zero: range.qmin + zp };
+        }
+      })());
+    case 'percentile': {
+      if (x.length === 0) return gridFromRange(lo, hi, range, signed, symmetric);
+      if (symmetric) {
+        const t = percentileOf(Float32Array.from(x, Math.abs).sort(), PERCENTILE);
+        return gridFromRange(-t, t, range, signed, symmetric);
+      }
+      const sorted = Float32Array.from(x).sort();
+      return gridFromRange(percentileOf(sorted, 100 - PERCENTILE), percentileOf(sorted, PERCENTILE), range, signed, symmetric);
+    }
   }
 }
 
-/** Symmetric per-channel min–max for weights (channels on `axis`: 0 for Conv OIHW, 1 for a MatMul B). */
-export function minMaxPerChannelSymmetric(w: Float32Array, dims: readonly number[], axis: number, bits: Bits): QuantParams {
-  const range = intRange(bits, true, true);
-  const l = channelLayout(dims, axis);
-  const scale = new Float32Array(l.channels);
-  for (let c = 0; c < l.channels; c++) {
-    let m = 0;
-    forChannel(l, c, (j) => (m = Math.max(m, Math.abs(w[j]!))));
-    scale[c] = Math.max(m / range.qmax, MIN_SCALE);
+/** Min–max per-tensor parameters for activations: the range always includes 0 so that zero is exact. */
+export function minMaxPerTensor(min: number, max: number, bits: Bits, signed: boolean, symmetric: boolean): QuantParams {
+  const { scale, zero } = gridFromRange(min, max, intRange(bits, signed, symmetric), signed, symmetric);
+  return { bits, signed, symmetric, granularity: PER_TENSOR, scale: Float32Array.of(scale), zeroPoint: Int32Array.of(zero) };
+}
+
+/** Per-tensor unsigned asymmetric activation parameters from `sample` (values) and the tensor's full range. */
+export function activationQuantParams(sample: Float32Array, min: number, max: number, bits: Bits, init: StepInit): QuantParams {
+  const { scale, zero } = chooseStep(sample, min, max, intRange(bits, false, false), false, false, init);
+  return { bits, signed: false, symmetric: false, granularity: PER_TENSOR, scale: Float32Array.of(scale), zeroPoint: Int32Array.of(zero) };
+}
+
+/** How a weight is gridded: symmetric weights are signed with zero point 0 (what ORT fuses), asymmetric ones unsigned with a zero point per channel or group. */
+export interface WeightGrid {
+  readonly bits: Bits;
+  readonly symmetric: boolean;
+  readonly granularity: QuantGranularity;
+}
+
+/** Weight parameters, one scale and zero point per channel or group, each chosen from its own values by `init`. */
+export function weightParams(w: Float32Array, dims: readonly number[], grid: WeightGrid, init: StepInit): QuantParams {
+  const signed = grid.symmetric;
+  const range = intRange(grid.bits, signed, grid.symmetric);
+  const sl = paramSlices(dims, grid.granularity);
+  const scale = new Float32Array(sl.count);
+  const zeroPoint = new Int32Array(sl.count);
+  for (let p = 0; p < sl.count; p++) {
+    const x = new Float32Array(sl.offsets[p + 1]! - sl.offsets[p]!);
+    let min = 0;
+    let max = 0;
+    for (let k = 0; k < x.length; k++) {
+      const v = (x[k] = w[sl.members[sl.offsets[p]! + k]!]!);
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    ({ scale: scale[p], zero: zeroPoint[p] } = chooseStep(x, min, max, range, signed, grid.symmetric, init));
   }
-  return { bits, signed: true, symmetric: true, axis, scale, zeroPoint: new Int32Array(l.channels) };
+  return { bits: grid.bits, signed, symmetric: grid.symmetric, granularity: grid.granularity, scale, zeroPoint };
 }
 
 /** Integer codes of `x` (shape `dims`) under `p`. */
 export function quantizeTensor(x: Float32Array, dims: readonly number[], p: QuantParams): Int32Array {
   const range = intRange(p.bits, p.signed, p.symmetric);
-  const l = channelLayout(dims, p.axis);
+  const sl = paramSlices(dims, p.granularity);
   const q = new Int32Array(x.length);
-  for (let c = 0; c < l.channels; c++) {
-    const s = p.scale[c]!;
-    const z = p.zeroPoint[c]!;
-    const o = p.offset?.[c] ?? 0;
-    forChannel(l, c, (j) => (q[j] = quantizeValue(x[j]! - o, s, z, range)));
+  for (let k = 0; k < sl.count; k++) {
+    const s = p.scale[k]!;
+    const z = p.zeroPoint[k]!;
+    const o = p.offset?.[k] ?? 0;
+    for (let m = sl.offsets[k]!; m < sl.offsets[k + 1]!; m++) {
+      const j = sl.members[m]!;
+      q[j] = quantizeValue(x[j]! - o, s, z, range);
+    }
   }
   return q;
 }
 
 export function dequantizeTensor(q: Int32Array, dims: readonly number[], p: QuantParams): Float32Array {
-  const l = channelLayout(dims, p.axis);
+  const sl = paramSlices(dims, p.granularity);
   const out = new Float32Array(q.length);
-  for (let c = 0; c < l.channels; c++) {
-    const s = p.scale[c]!;
-    const z = p.zeroPoint[c]!;
-    const o = p.offset?.[c] ?? 0;
-    forChannel(l, c, (j) => (out[j] = (q[j]! - z) * s + o));
+  for (let k = 0; k < sl.count; k++) {
+    const s = p.scale[k]!;
+    const z = p.zeroPoint[k]!;
+    const o = p.offset?.[k] ?? 0;
+    for (let m = sl.offsets[k]!; m < sl.offsets[k + 1]!; m++) {
+      const j = sl.members[m]!;
+      out[j] = (q[j]! - z) * s + o;
+    }
   }
   return out;
-}
-
-/**
- * Symmetric per-channel scales chosen by BRECQ's search (algorithms.md §1.2): 80 candidates
- * shrinking the range by 1% each, scored by mean |w − ŵ|^2.4, the best kept per channel.
- */
-export function lpSearchPerChannelSymmetric(w: Float32Array, dims: readonly number[], axis: number, bits: Bits, p = 2.4): QuantParams {
-  const base = minMaxPerChannelSymmetric(w, dims, axis, bits);
-  const range = intRange(bits, true, true);
-  const l = channelLayout(dims, axis);
-  const scale = new Float32Array(l.channels);
-  for (let c = 0; c < l.channels; c++) {
-    let best = Infinity;
-    for (let i = 0; i < 80; i++) {
-      const s = base.scale[c]! * (1 - 0.01 * i);
-      let err = 0;
-      forChannel(l, c, (j) => {
-        const x = w[j]!;
-        err += Math.abs(x - s * quantizeValue(x, s, 0, range)) ** p;
-      });
-      if (err < best) {
-        best = err;
-        scale[c] = s;
-      }
-    }
-  }
-  return { ...base, scale };
-}
-
-/**
- * Per-tensor unsigned asymmetric activation parameters by BRECQ's search (§1.2): min and max both
- * shrink by 1% per candidate over 80 candidates, each scored by mean |x − x̂|^p on `sample`.
- * The range is first widened to include 0, so that zero stays exact (as min–max does).
- */
-export function lpSearchPerTensor(sample: Float32Array, min: number, max: number, bits: Bits, p = 2.4): QuantParams {
-  const lo0 = Math.min(min, 0);
-  const hi0 = Math.max(max, 0);
-  const range = intRange(bits, false, false);
-  let best: QuantParams = minMaxPerTensor(lo0, hi0, bits, false, false);
-  let bestErr = Infinity;
-  for (let i = 0; i < 80; i++) {
-    const lo = lo0 * (1 - 0.01 * i);
-    const hi = hi0 * (1 - 0.01 * i);
-    const cand = minMaxPerTensor(lo, hi, bits, false, false);
-    const s = cand.scale[0]!;
-    const z = cand.zeroPoint[0]!;
-    let err = 0;
-    for (let j = 0; j < sample.length; j++) {
-      const x = sample[j]!;
-      err += Math.abs(x - s * (quantizeValue(x, s, z, range) - z)) ** p;
-    }
-    if (err < bestErr) {
-      bestErr = err;
-      best = cand;
-    }
-  }
-  return best;
 }

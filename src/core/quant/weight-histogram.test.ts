@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { minMaxPerChannelSymmetric, quantizeTensor } from './quantizer';
+import { quantizeTensor, weightParams } from './quantizer';
 import { weightHistogram } from './weight-histogram';
 
 describe('weight histogram', () => {
   it('puts every weight in step units of its own channel, and counts codes per grid point', () => {
     // two channels with different scales: in step units they cover the same grid
     const w = Float32Array.of(-1, 0, 0.5, 1, -10, 0, 5, 10);
-    const p = minMaxPerChannelSymmetric(w, [2, 4], 0, 2);
+    const p = weightParams(w, [2, 4], { bits: 2, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, 'minmax');
     const codes = quantizeTensor(w, [2, 4], p);
     const h = weightHistogram(w, [2, 4], codes, p);
     expect([h.qmin, h.qmax]).toEqual([-1, 1]);

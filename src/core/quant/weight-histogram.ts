@@ -1,8 +1,8 @@
-import { channelLayout, intRange, type QuantParams } from './quantizer';
+import { intRange, paramSlices, type QuantParams } from './quantizer';
 
 /**
- * A layer's weights before and after quantization on one axis: every weight in units of its own
- * channel's step, (w − offset)/s + zero point, so that all channels share the integer grid; the
+ * A layer's weights before and after quantization: every weight in units of its own channel's or
+ * group's step, (w − offset)/s + zero point, so that all channels and groups share the integer grid; the
  * float weights as a fine histogram, the codes as counts per grid point.
  */
 export interface WeightHistogram {
@@ -23,18 +23,16 @@ export function weightHistogram(w: Float32Array, dims: readonly number[], codes:
   const width = (qmax + 1 - lo) / BINS;
   const float = new Array<number>(BINS).fill(0);
   const counts = new Array<number>(qmax - qmin + 1).fill(0);
-  const l = channelLayout(dims, p.axis);
-  for (let o = 0; o < l.outer; o++) {
-    for (let c = 0; c < l.channels; c++) {
-      const s = p.scale[c]!;
-      const z = p.zeroPoint[c]!;
-      const off = p.offset?.[c] ?? 0;
-      const base = (o * l.channels + c) * l.inner;
-      for (let i = base; i < base + l.inner; i++) {
-        const u = (w[i]! - off) / s + z;
-        float[Math.min(BINS - 1, Math.max(0, Math.floor((u - lo) / width)))]!++;
-        counts[codes[i]! - qmin]!++;
-      }
+  const sl = paramSlices(dims, p.granularity);
+  for (let k = 0; k < sl.count; k++) {
+    const s = p.scale[k]!;
+    const z = p.zeroPoint[k]!;
+    const off = p.offset?.[k] ?? 0;
+    for (let m = sl.offsets[k]!; m < sl.offsets[k + 1]!; m++) {
+      const i = sl.members[m]!;
+      const u = (w[i]! - off) / s + z;
+      float[Math.min(BINS - 1, Math.max(0, Math.floor((u - lo) / width)))]!++;
+      counts[codes[i]! - qmin]!++;
     }
   }
   return { qmin, qmax, float, codes: counts };

@@ -3,12 +3,11 @@ import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import type { ImageBatches } from '../data/batches';
 import { captureTensors, type Captured } from '../quant/calibrate';
-import { dequantizeTensor, lpSearchPerChannelSymmetric, minMaxPerChannelSymmetric, quantizeTensor, type Bits } from '../quant/quantizer';
+import { dequantizeTensor, quantizeTensor, weightParams, type Bits, type StepInit } from '../quant/quantizer';
 import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { Nd } from '../backends/cpu/reference';
 import { reconstructWeights } from '../methods/reconstruct';
-import type { ScaleSearch } from '../plan';
 import { throwIfAborted, yieldToEventLoop } from '../events';
 import type { SearchEmit } from './events';
 
@@ -53,7 +52,7 @@ export interface SensitivityOptions {
   /** Reconstructed mode: BRECQ iterations per block and entry (default 200). */
   readonly iters?: number;
   /** Weight step sizes: BRECQ's Lp search (default) or min–max. */
-  readonly scale?: ScaleSearch;
+  readonly scale?: StepInit;
   /** Same-block pair terms at the lowest candidate width (default true). */
   readonly pairs?: boolean;
   readonly seed?: number;
@@ -95,7 +94,7 @@ export interface SensitivityTable {
   /** The width the pair terms were measured at; null when pairs were not measured. */
   readonly pairBits: Bits | null;
   readonly iters: number | null;
-  readonly scale: ScaleSearch;
+  readonly scale: StepInit;
   readonly images: number;
   readonly seed: number;
   /** Each block with its loss at the highest candidate everywhere. */
@@ -122,7 +121,7 @@ class CheapBlock {
     private readonly program: BlockProgram,
     private readonly inputs: Captured,
     private readonly targets: Captured,
-    private readonly scale: ScaleSearch,
+    private readonly scale: StepInit,
   ) {}
 
   private weight(slot: number, bits: Bits): Nd {
@@ -130,8 +129,7 @@ class CheapBlock {
     let w = this.cache.get(key);
     if (!w) {
       const { weight } = this.program.slots[slot]!;
-      const grid = this.scale === 'lp' ? lpSearchPerChannelSymmetric : minMaxPerChannelSymmetric;
-      const p = grid(weight.data, weight.shape, 0, bits);
+      const p = weightParams(weight.data, weight.shape, { bits, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, this.scale);
       w = { shape: weight.shape, data: dequantizeTensor(quantizeTensor(weight.data, weight.shape, p), weight.shape, p) };
       this.cache.set(key, w);
     }

@@ -143,6 +143,7 @@ export class WebGpuBackend implements KernelBackend<GpuTensor> {
 
   grid(g: QuantGrid<Floats>): GridOf<GpuTensor> {
     if (g.zero.length !== g.scale.length) throw new Error(`grid: ${g.scale.length} scales but ${g.zero.length} zero points`);
+    if (g.group !== undefined) throw new Error('grid: per-group scales are not implemented in the WebGPU kernels');
     return {
       scale: this.upload({ shape: [g.scale.length], data: g.scale }),
       zero: this.upload({ shape: [g.zero.length], data: Float32Array.from(g.zero) }),

@@ -91,6 +91,7 @@ export class ReferenceBackend<D extends Floats = Float32Array> implements Kernel
   }
   release(): void {}
   grid(g: QuantGrid<Floats>): GridOf<Nd<D>> {
+    if (g.group !== undefined) throw new Error('grid: per-group scales are not implemented in the WebGPU kernels');
     return { scale: R.nd([g.scale.length], this.of(g.scale)), zero: R.nd([g.zero.length], this.of(g.zero)), qmin: g.qmin, qmax: g.qmax };
   }
   releaseGrid(): void {}

@@ -101,6 +101,11 @@ export interface AdamHyper {
  */
 export interface KernelBackend<T extends TensorLike> {
   readonly name: string;
+  /**
+   * Why the device behind this backend is gone (WebGPU's device loss), null while it works;
+   * absent on backends that cannot lose one. Callers move the remaining work to the CPU.
+   */
+  readonly lost?: string | null;
 
   // ---- memory ----
   upload(x: Nd<Floats>): T;

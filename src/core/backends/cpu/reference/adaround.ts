@@ -1,6 +1,6 @@
 import { sigmoid } from './elementwise';
 import { alloc, assertSameShape, type Floats, type Nd } from './nd';
-import { channelRun, type QuantGrid } from './quant-grid';
+import { gridRuns, type QuantGrid } from './quant-grid';
 
 /*
  * AdaRound (algorithms.md §2.1–2.2): each weight keeps floor(w/s) and learns whether to round up
@@ -24,17 +24,16 @@ export function rectifiedSigmoidGrad(v: number): number {
 
 /** ŵ = s·clamp(floor(w/s) + r + z, qmin, qmax) − s·z for a rounding offset r ∈ [0, 1] per weight. */
 function roundWith<D extends Floats>(w: Nd<D>, g: QuantGrid<D>, offset: (i: number) => number, op: string): Nd<D> {
-  const run = channelRun(w, g, op);
   const W = w.data;
   const y = alloc(W, W.length);
-  for (let c = 0; c < g.scale.length; c++) {
+  gridRuns(w, g, op, (c, start, end) => {
     const s = g.scale[c]!;
     const z = g.zero[c]!;
-    for (let i = c * run; i < (c + 1) * run; i++) {
+    for (let i = start; i < end; i++) {
       const q = Math.floor(W[i]! / s) + offset(i) + z;
       y[i] = s * ((q < g.qmin ? g.qmin : q > g.qmax ? g.qmax : q) - z);
     }
-  }
+  });
   return { shape: [...w.shape], data: y };
 }
 
@@ -56,35 +55,33 @@ export function adaroundHard<D extends Floats>(w: Nd<D>, v: Nd<D>, g: QuantGrid<
 export function adaroundBackward<D extends Floats>(w: Nd<D>, v: Nd<D>, g: QuantGrid<D>, dy: Nd<D>): Nd<D> {
   assertSameShape(w, v, 'adaround');
   assertSameShape(w, dy, 'adaround');
-  const run = channelRun(w, g, 'adaround');
   const W = w.data;
   const V = v.data;
   const DY = dy.data;
   const dv = alloc(W, W.length);
-  for (let c = 0; c < g.scale.length; c++) {
+  gridRuns(w, g, 'adaround', (c, start, end) => {
     const s = g.scale[c]!;
     const z = g.zero[c]!;
-    for (let i = c * run; i < (c + 1) * run; i++) {
+    for (let i = start; i < end; i++) {
       const q = Math.floor(W[i]! / s) + rectifiedSigmoid(V[i]!) + z;
       if (q >= g.qmin && q <= g.qmax) dv[i] = DY[i]! * s * rectifiedSigmoidGrad(V[i]!);
     }
-  }
+  });
   return { shape: [...w.shape], data: dv };
 }
 
 /** V with h(V) = w/s − floor(w/s), so that the soft weight starts equal to w (up to clipping). */
 export function adaroundInit<D extends Floats>(w: Nd<D>, g: QuantGrid<D>): Nd<D> {
-  const run = channelRun(w, g, 'adaround');
   const W = w.data;
   const v = alloc(W, W.length);
-  for (let c = 0; c < g.scale.length; c++) {
+  gridRuns(w, g, 'adaround', (c, start, end) => {
     const s = g.scale[c]!;
-    for (let i = c * run; i < (c + 1) * run; i++) {
+    for (let i = start; i < end; i++) {
       const u = W[i]! / s;
       const r = u - Math.floor(u);
       v[i] = -Math.log((ZETA - GAMMA) / (r - GAMMA) - 1);
     }
-  }
+  });
   return { shape: [...w.shape], data: v };
 }
 

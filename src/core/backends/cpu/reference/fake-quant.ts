@@ -1,23 +1,22 @@
 import { roundHalfEven } from '../../../quant/quantizer';
 import { alloc, assertSameShape, type Floats, type Nd } from './nd';
-import { channelRun, type QuantGrid } from './quant-grid';
+import { gridRuns, type QuantGrid } from './quant-grid';
 
 /**
  * Fake quantization x̂ = s·(clamp(round(x/s) + z, qmin, qmax) − z), rounding half to even as ONNX
  * QuantizeLinear and src/core/quant/quantizer.ts do, so what is optimised is what gets exported.
  */
 export function fakeQuantForward<D extends Floats>(x: Nd<D>, g: QuantGrid<D>): Nd<D> {
-  const run = channelRun(x, g, 'fakeQuant');
   const X = x.data;
   const y = alloc(X, X.length);
-  for (let c = 0; c < g.scale.length; c++) {
+  gridRuns(x, g, 'fakeQuant', (c, start, end) => {
     const s = g.scale[c]!;
     const z = g.zero[c]!;
-    for (let i = c * run; i < (c + 1) * run; i++) {
+    for (let i = start; i < end; i++) {
       const q = roundHalfEven(X[i]! / s) + z;
       y[i] = s * ((q < g.qmin ? g.qmin : q > g.qmax ? g.qmax : q) - z);
     }
-  }
+  });
   return { shape: [...x.shape], data: y };
 }
 
@@ -35,16 +34,15 @@ export interface FakeQuantGrads<D extends Floats> {
  */
 export function fakeQuantBackward<D extends Floats>(x: Nd<D>, g: QuantGrid<D>, dy: Nd<D>): FakeQuantGrads<D> {
   assertSameShape(x, dy, 'fakeQuant');
-  const run = channelRun(x, g, 'fakeQuant');
   const X = x.data;
   const DY = dy.data;
   const dx = alloc(X, X.length);
   const dscale = alloc(X, g.scale.length);
-  for (let c = 0; c < g.scale.length; c++) {
+  gridRuns(x, g, 'fakeQuant', (c, start, end) => {
     const s = g.scale[c]!;
     const z = g.zero[c]!;
     let acc = 0;
-    for (let i = c * run; i < (c + 1) * run; i++) {
+    for (let i = start; i < end; i++) {
       const u = X[i]! / s;
       const r = roundHalfEven(u);
       const q = r + z;
@@ -57,6 +55,6 @@ export function fakeQuantBackward<D extends Floats>(x: Nd<D>, g: QuantGrid<D>, d
       }
     }
     dscale[c] = acc;
-  }
+  });
   return { dx: { shape: [...x.shape], data: dx }, dscale };
 }

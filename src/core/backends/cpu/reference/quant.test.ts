@@ -27,10 +27,23 @@ describe('fakeQuant', () => {
 
   it('agrees with the studio quantizer per channel (axis 0)', () => {
     const w = tensor([3, 2, 2, 2], randn(24, rng(3)));
-    const params = { bits: 4 as const, signed: true, symmetric: false, axis: 0, scale: Float32Array.of(0.1, 0.25, 0.4), zeroPoint: Int32Array.of(0, 2, -1) };
+    const params = { bits: 4 as const, signed: true, symmetric: false, granularity: { kind: 'channel' as const, axis: 0 }, scale: Float32Array.of(0.1, 0.25, 0.4), zeroPoint: Int32Array.of(0, 2, -1) };
     const expected = dequantizeTensor(quantizeTensor(w.data, w.shape, params), w.shape, params);
     const ours = fakeQuantForward(w, { scale: params.scale, zero: params.zeroPoint, qmin: -8, qmax: 7 });
     expect(Array.from(ours.data)).toEqual(Array.from(expected));
+  });
+
+  it('agrees with the studio quantizer per group, a shorter last group included', () => {
+    // rows of 2·2·3 = 12 elements in groups of 5: 5, 5 and 2
+    const w = tensor([2, 2, 2, 3], randn(24, rng(4)));
+    const scale = Float32Array.of(0.1, 0.3, 0.05, 0.2, 0.15, 0.4);
+    const zeroPoint = Int32Array.of(1, 0, -2, 3, 0, -1);
+    const params = { bits: 4 as const, signed: true, symmetric: false, granularity: { kind: 'group' as const, axis: 0, size: 5 }, scale, zeroPoint };
+    const expected = dequantizeTensor(quantizeTensor(w.data, w.shape, params), w.shape, params);
+    const ours = fakeQuantForward(w, { scale, zero: zeroPoint, qmin: -8, qmax: 7, group: 5 });
+    expect(Array.from(ours.data)).toEqual(Array.from(expected));
+    // element 11 (row 0, last group) uses scale 2: a different scale would change it
+    expect(expected[11]).toBeCloseTo(0.05 * (Math.max(-8, Math.min(7, Math.round(w.data[11]! / 0.05) - 2)) + 2), 6);
   });
 
   it('rejects a scale count that matches no axis', () => {

@@ -4,9 +4,12 @@ import { createWebGpuBackend } from '../backend';
 import { acquireWebGpu } from '../device';
 import { runParity, type ParityReport } from './parity';
 import { runConvBench, type BenchRow } from './bench';
+import { tinyResNet } from '../../../testing/tiny-resnet';
+import { compareTraces, reconstructionInput, traceRun, type TraceComparison } from '../../../testing/reconstruction-parity';
 
 /*
- * Entry of webgpu-check.html: exposes the parity suite and the convolution benchmark to
+ * Entry of webgpu-check.html: exposes the parity suite, the reconstruction loop against the CPU
+ * engine (with a device loss mid-run), and the convolution benchmark to
  * Playwright (e2e/webgpu.spec.ts) and to bench/webgpu.ts as `globalThis.lowbitWebGpu`.
  * No DOM: results go back through the returned promises.
  */
@@ -87,4 +90,58 @@ function inWorker(): Promise<WorkerResult> {
   });
 }
 
-(globalThis as { lowbitWebGpu?: unknown }).lowbitWebGpu = { parity, bench, inWorker, fallbacks, ready: true };
+export interface ReconstructionCheck {
+  readonly adapter: unknown;
+  readonly comparison: TraceComparison;
+  /** Where each block ran, as the run said. */
+  readonly infos: string[];
+  readonly warnings: string[];
+  readonly ms: { readonly cpu: number; readonly webgpu: number };
+}
+
+/** A BRECQ weight pass on a small residual CNN, on the CPU engine and on WebGPU (reconstruct-backend.ts). */
+async function reconstruction(): Promise<ReconstructionCheck> {
+  const input = reconstructionInput(() => tinyResNet(4, { channels: 6, size: 8 }), [1, 8, 8], { iters: 50, seed: 4, lr: 1e-2, batch: 8 });
+  const r = await createWebGpuBackend({ allowSoftwareAdapter: true });
+  if (!r.ok) throw new Error(`no WebGPU: ${r.reason}: ${r.message}`);
+  try {
+    let t0 = performance.now();
+    const cpu = await traceRun(input, null);
+    const cpuMs = performance.now() - t0;
+    t0 = performance.now();
+    const gpu = await traceRun(input, r.backend);
+    const gpuMs = performance.now() - t0;
+    const nearest = await traceRun({ ...input, options: { ...input.options, iters: 0 } }, null);
+    return { adapter: r.adapter, comparison: compareTraces(cpu, gpu, nearest), infos: gpu.infos, warnings: gpu.warnings, ms: { cpu: cpuMs, webgpu: gpuMs } };
+  } finally {
+    r.backend.dispose();
+    r.backend.device.destroy();
+  }
+}
+
+export interface DeviceLossCheck {
+  readonly infos: string[];
+  readonly warnings: string[];
+  /** Codes shared with a run entirely on the CPU. */
+  readonly sameCodes: number;
+  readonly layers: number;
+}
+
+/** The same pass with the device destroyed during block b2: b2 and the blocks after it finish on the CPU. */
+async function deviceLoss(): Promise<DeviceLossCheck> {
+  const input = reconstructionInput(() => tinyResNet(4, { channels: 6, size: 8 }), [1, 8, 8], { iters: 50, seed: 4, lr: 1e-2, batch: 8 });
+  const r = await createWebGpuBackend({ allowSoftwareAdapter: true });
+  if (!r.ok) throw new Error(`no WebGPU: ${r.reason}: ${r.message}`);
+  try {
+    const gpu = await traceRun(input, r.backend, (e) => {
+      if (e.type === 'loss' && e.layer === 'b2' && e.iter === 10) r.backend.device.destroy();
+    });
+    const cpu = await traceRun(input, null);
+    const c = compareTraces(cpu, gpu);
+    return { infos: gpu.infos, warnings: gpu.warnings, sameCodes: c.sameCodes, layers: gpu.codes.length };
+  } finally {
+    r.backend.dispose();
+  }
+}
+
+(globalThis as { lowbitWebGpu?: unknown }).lowbitWebGpu = { parity, bench, inWorker, fallbacks, reconstruction, deviceLoss, ready: true };
