@@ -92,7 +92,12 @@ test('mixed precision: a cheap search under a size budget, a point of the front 
   const uniform2 = front.filter({ hasText: 'uniform W2' });
   await uniform2.getByRole('button', { name: /^Load the configuration/ }).click();
   await expect.poll(planBits).toEqual(await uniform2.getAttribute('data-bits'));
+  // a uniform configuration is the plain plan at its width: the plan panel shows it so
+  await expect(panel.getByTestId('plan-bits-label')).toContainText('W2A8');
+  await expect(page.getByLabel('Weight bits')).toHaveValue('2');
   await runAndWait(2);
+  await expect(page.getByTestId('runs')).toContainText('W2–8 mixed, A8');
+  await expect(page.getByTestId('runs')).toContainText('W2A8');
 
   // the measured accuracies, side by side with the search's numbers
   const measured = panel.getByTestId('mp-measured');

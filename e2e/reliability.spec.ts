@@ -2,6 +2,7 @@ import { test, expect, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { decodeModel, encodeModel } from '../src/core/onnx/codec';
 import { tinyResNet } from '../src/core/testing/tiny-resnet';
+import { GraphWriter } from '../src/core/testing/graph-writer';
 import { watchErrors } from './watch-errors';
 
 async function openDemo(page: Page): Promise<void> {
@@ -33,6 +34,18 @@ test('a whole journey (open the demo, run, download) asks nothing of any other o
   expect(errors).toEqual([]);
 });
 
+test('the watch itself: a request to another origin, from the page or a worker, is caught', async ({ page }) => {
+  const { errors } = watchErrors(page);
+  await page.goto('/');
+  // another port is another origin; nothing listens there, so the requests fail fast
+  await page.evaluate(() => fetch('http://127.0.0.1:9/from-page').catch(() => undefined));
+  await page.evaluate(() => new Promise((done) => {
+    const w = new Worker(URL.createObjectURL(new Blob(["fetch('http://127.0.0.1:9/from-worker').catch(() => {}).finally(() => postMessage(0))"], { type: 'text/javascript' })));
+    w.onmessage = done;
+  }));
+  expect(errors.filter((e) => e.startsWith('request to another origin'))).toEqual(['request to another origin: http://127.0.0.1:9/from-page', 'request to another origin: http://127.0.0.1:9/from-worker']);
+});
+
 test('a corrupt model dropped onto an open project is refused with the reason, and the project stays', async ({ page }) => {
   const { errors } = watchErrors(page);
   await openDemo(page);
@@ -53,6 +66,36 @@ test('a model whose input size is dynamic: the studio says what it assumed, and 
   await page.locator('input[type=file][accept=".onnx,.data"]').setInputFiles({ name: 'dynamic.onnx', mimeType: 'application/octet-stream', buffer: Buffer.from(encodeModel(model)) });
   await expect(page.getByTestId('model-summary')).toContainText('dynamic.onnx');
   await expect(page.getByRole('alert').filter({ hasText: 'dynamic shape' })).toHaveText('the model\'s input "input" has a dynamic shape [batch, 1, height, width]: the studio assumed 28×28 pixels; set the right values under Preprocessing');
+  expect(errors).toEqual([]);
+});
+
+test('what would stop a run is said when the files are dropped: a non-image model, too few class folders', async ({ page }) => {
+  const { errors } = watchErrors(page);
+  await page.goto('/');
+  const mlp = new GraphWriter(1);
+  mlp.op('Relu', 'relu', ['input']);
+  const model = mlp.model('mlp', ['batch', 16], 16);
+  model.graph!.output![0]!.name = 'relu_out';
+  await page.locator('input[type=file][accept=".onnx,.data"]').setInputFiles({ name: 'mlp.onnx', mimeType: 'application/octet-stream', buffer: Buffer.from(encodeModel(model)) });
+  await expect(page.getByRole('alert').filter({ hasText: 'image model' })).toHaveText('the model\'s input "input" has shape [batch, 16]; an image model takes N×C×H×W');
+
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+  await expect(page.getByRole('region', { name: 'Model', exact: true }).getByRole('alert')).toHaveCount(0);
+  // validation images of three classes only, for the ten-class demo model
+  const dataTransfer = await page.evaluateHandle(async () => {
+    const manifest = (await (await fetch('demo/manifest.json')).json()) as { val: { path: string; label: number }[] };
+    const dt = new DataTransfer();
+    for (const v of manifest.val.filter((x, i) => x.label < 3 && i % 10 === 0)) dt.items.add(new File([await (await fetch(`demo/${v.path}`)).blob()], `val3/${v.path.split('/').slice(-2).join('/')}`));
+    return dt;
+  });
+  const zone = page.getByTestId('dropzone');
+  for (const type of ['dragenter', 'dragover', 'drop']) await zone.dispatchEvent(type, { dataTransfer });
+  await expect(page.getByTestId('val-count')).toContainText('in 3 classes');
+  await expect(page.getByRole('region', { name: 'Model', exact: true }).getByRole('alert')).toContainText('the validation set has 3 classes (0_T-shirt, 1_Trouser, 2_Pullover) but the model outputs 10');
+  // and the run says the same
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByRole('region', { name: 'Run', exact: true }).getByRole('alert')).toContainText('but the model outputs 10', { timeout: 60_000 });
   expect(errors).toEqual([]);
 });
 

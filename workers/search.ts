@@ -86,11 +86,11 @@ export function searchCalls(project: () => SearchProject, serial: <T>(work: () =
         const p = project();
         if (!p.model || !p.modelName || !p.preprocess) throw new Error('drop a model first');
         const previous = await current();
-        // the sensitivity table depends on the images, the candidates, the mode and the seed, not on the budget:
-        // a new budget on the same settings only re-runs the (sub-second) genetic search
+        // the sensitivity table depends on the images, their preprocessing, the candidates, the mode and the seed,
+        // not on the budget: a new budget on the same settings only re-runs the (sub-second) genetic search
         const prev = previous?.request;
         const sensitivity =
-          prev && previous.report.sensitivity && prev.mode === request.mode && sameBits(prev.bits, request.bits) && prev.seed === request.seed && (request.mode === 'cheap' || prev.iters === request.iters)
+          prev && JSON.stringify(previous.preprocess) === JSON.stringify(p.preprocess) && prev.mode === request.mode && sameBits(prev.bits, request.bits) && prev.seed === request.seed && (request.mode === 'cheap' || prev.iters === request.iters)
             ? previous.report.sensitivity
             : undefined;
         const latency = prev && previous.report.latency && prev.abits === request.abits && sameBits(prev.bits, request.bits) ? previous.report.latency : undefined;
@@ -122,6 +122,7 @@ export function searchCalls(project: () => SearchProject, serial: <T>(work: () =
             version: 1,
             request,
             report,
+            preprocess: p.preprocess,
             reusedSensitivity: sensitivity !== undefined,
             reusedLatency: latency !== undefined && request.budget.metric === 'latency',
             finishedAt: new Date().toISOString(),

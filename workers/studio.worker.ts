@@ -5,11 +5,11 @@
  */
 import * as Comlink from 'comlink';
 import { opfsSpillStore } from './opfs-spill';
-import { loadModel, runQuantization, type RunInput } from '../src/core/pipeline';
+import { batchSizeFor, checkClassCount, loadModel, runQuantization, type RunInput } from '../src/core/pipeline';
 import { labelImages, isImagePath, type ImageFile } from '../src/core/data/image-set';
 import { checkPreprocess, openInputDims, proposePreprocess, type PreprocessSpec } from '../src/core/data/preprocess';
 import type { ModelSummary } from '../src/core/graph/summary';
-import type { DroppedFile, ProjectInfo, RunOutcome, RunSummary, StudioWorkerApi } from '../src/common/protocol';
+import type { ComputeOptions, DroppedFile, ProjectInfo, RunOutcome, RunSummary, StudioWorkerApi } from '../src/common/protocol';
 import { idbRequest } from './idb';
 import { loadProject, savePreprocess, saveProject, type SavedProject } from './opfs-project';
 import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
@@ -56,8 +56,22 @@ function info(): ProjectInfo {
     valImages: project.val.length,
     classes,
     preprocess: project.preprocess,
-    warnings: project.warnings,
+    warnings: [...project.warnings, ...problems(classes)],
   };
+}
+
+/** What would stop a run, said as soon as the project shows it rather than when Run is pressed. */
+function problems(classes: readonly string[] | null): string[] {
+  if (!project.summary || !project.preprocess) return [];
+  const out: string[] = [];
+  for (const check of [() => batchSizeFor(project.summary!, project.preprocess!), () => classes && checkClassCount(project.summary!, classes)]) {
+    try {
+      check();
+    } catch (e) {
+      out.push((e as Error).message);
+    }
+  }
+  return out;
 }
 
 async function setModel(bytes: Uint8Array, name: string): Promise<void> {
@@ -230,7 +244,7 @@ const api: StudioWorkerApi = {
   },
 
   // a run starts after any pending change of the project (a restore, a demo being opened) has finished
-  run: (plan: QuantPlan, onEvent: (e: PipelineEvent) => void) => serial(() => runPlan(plan, onEvent)),
+  run: (plan: QuantPlan, onEvent: (e: PipelineEvent) => void, compute: ComputeOptions) => serial(() => runPlan(plan, onEvent, compute)),
 
   cancel() {
     controller?.abort();
@@ -251,7 +265,7 @@ const api: StudioWorkerApi = {
   },
 };
 
-async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome> {
+async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void, compute: ComputeOptions): Promise<RunOutcome> {
   if (!project.model || !project.modelName || !project.preprocess) throw new Error('drop a model first');
   controller = new AbortController();
   gate = new PauseGate(controller.signal);
@@ -268,9 +282,11 @@ async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Pr
     // a tab has about 4 GB: the caches adapt (float16, then a spill file in the origin-private
     // file system, then fewer calibration images) rather than crash it
     memoryBudgetBytes: BROWSER_MEMORY_BUDGET,
-    spill: await opfsSpillStore(),
-    // WebGPU when this machine has a GPU adapter (navigator.gpu), else the WASM kernels; the run says which, and why
-    backend: 'auto',
+    // without an origin-private file system (a private window) caches only shrink, they cannot spill
+    ...(await opfsSpillStore().then((spill) => ({ spill }), () => ({}))),
+    // 'auto': WebGPU when this machine has a GPU adapter (navigator.gpu), else the WASM kernels; the run says which, and why
+    backend: compute.backend,
+    threads: compute.threads,
   };
   try {
     const t0 = performance.now();

@@ -10,6 +10,8 @@ import type { RunReport } from '../core/pipeline';
 import type { Granularity, PartitionEdit } from '../core/graph/partition';
 import type { SearchWorkerApi } from './search-protocol';
 import type { PreprocessWorkerApi } from './preprocess-protocol';
+import type { BackendChoice } from '../core/backends/select';
+import type { Threads } from '../core/engine/conv-engine';
 
 /** A block of the partition as the page draws it. */
 export interface BlockInfo {
@@ -52,6 +54,12 @@ export interface RunSummary {
   readonly seconds: number;
 }
 
+/** Where a run computes: not part of the plan, since any choice gives the same numbers (to float rounding on WebGPU). */
+export interface ComputeOptions {
+  readonly backend: BackendChoice;
+  readonly threads: Threads;
+}
+
 /** The mixed-precision and preprocessing calls are declared beside it, in search-protocol.ts and preprocess-protocol.ts. */
 export interface StudioWorkerApi extends SearchWorkerApi, PreprocessWorkerApi {
   /** The project kept from the last visit, reopened; null when there is none. */
@@ -65,7 +73,7 @@ export interface StudioWorkerApi extends SearchWorkerApi, PreprocessWorkerApi {
   addFiles(files: readonly DroppedFile[]): Promise<ProjectInfo>;
   /** The model's partition at `granularity` with `edits` replayed; rejects with the reason when an edit does not apply. */
   partition(granularity: Granularity, edits: readonly PartitionEdit[]): Promise<readonly BlockInfo[]>;
-  run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void): Promise<RunOutcome>;
+  run(plan: QuantPlan, onEvent: (e: PipelineEvent) => void, compute: ComputeOptions): Promise<RunOutcome>;
   cancel(): void;
   /**
    * Holds the Web Lock `name` for the worker's whole life; resolves once it is held. The page then

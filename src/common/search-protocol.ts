@@ -8,6 +8,7 @@ import type { SearchEvent } from '../core/search/events';
 import type { SearchReport } from '../core/search/run';
 import type { SensitivityMode } from '../core/search/sensitivity';
 import type { MethodName } from '../core/plan';
+import type { PreprocessSpec } from '../core/data/preprocess';
 
 /** What the studio asks of one search; the model and calibration images are the open project's. */
 export interface SearchRequest {
@@ -30,6 +31,8 @@ export interface SavedSearch {
   readonly version: 1;
   readonly request: SearchRequest;
   readonly report: SearchReport;
+  /** The preprocessing the sensitivities were measured with: it can change without the project being replaced. */
+  readonly preprocess: PreprocessSpec;
   /** The sensitivity table (or latency table) came from the previous search of the same project and settings, not a new measurement. */
   readonly reusedSensitivity: boolean;
   readonly reusedLatency: boolean;

@@ -76,12 +76,18 @@ describe('the mixed-precision view of a search on the demo model', () => {
     const before = planBits(base, layers);
     for (const l of layers) expect(before[l.name]).toBe(l.isFirst || l.isLast ? 8 : 4);
     const chosen = points.find((p) => p.chosen)!;
-    const plan = planWithBits(base, chosen.layerBits);
+    const plan = planWithBits(base, chosen.layerBits, layers);
     expect(planBits(plan, layers)).toEqual(chosen.layerBits);
     expect(plan.wbits).toBe(Math.max(...Object.values(chosen.layerBits)));
     expect({ method: plan.method, abits: plan.abits, headStem8bit: plan.headStem8bit }).toEqual({ method: base.method, abits: base.abits, headStem8bit: base.headStem8bit });
     expect(planBitsLabel(plan)).toMatch(/^W2–8 mixed, A8$/);
     expect(planBitsLabel(base)).toBe('W4A8');
+    // a uniform configuration loads as the plain plan at its width, the head/stem rule keeping the pins
+    const w2 = points.find((p) => p.uniform === 2)!;
+    const uniform = planWithBits(base, w2.layerBits, layers);
+    expect(uniform).toEqual({ ...base, wbits: 2, layerBits: {} });
+    expect(planBits(uniform, layers)).toEqual(w2.layerBits);
+    expect(planBitsLabel(uniform)).toBe('W2A8');
   });
 
   it('finds the history’s runs of the search’s configurations, uniform plans by their width and pins', () => {
@@ -89,8 +95,8 @@ describe('the mixed-precision view of a search on the demo model', () => {
     const w2 = points.find((p) => p.uniform === 2)!;
     const history = [
       run(1, { ...base, wbits: 2 }),
-      run(2, planWithBits(base, chosen.layerBits)),
-      run(3, planWithBits(base, chosen.layerBits), 'another.onnx'),
+      run(2, planWithBits(base, chosen.layerBits, layers)),
+      run(3, planWithBits(base, chosen.layerBits, layers), 'another.onnx'),
       // uniform W2 without the pins is not the search's uniform W2
       run(4, { ...base, wbits: 2, headStem8bit: false }),
     ];

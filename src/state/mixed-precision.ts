@@ -42,8 +42,17 @@ export function planBits(plan: QuantPlan, layers: readonly SearchLayer[]): Recor
   return Object.fromEntries(layers.map((l) => [l.name, weightBitsFor(l, plan)]));
 }
 
-/** The plan that runs a configuration: the per-layer widths, and the widest as `wbits` (as `lowbit search` writes it). */
-export function planWithBits(plan: QuantPlan, layerBits: Readonly<Record<string, Bits>>): QuantPlan {
+/**
+ * The plan that runs a configuration. A uniform one (the head/stem rule of the plan aside) becomes
+ * the plain plan at that width, so that it reads and compares as one; any other keeps its per-layer
+ * widths, with the widest as `wbits` (as `lowbit search` writes it).
+ */
+export function planWithBits(plan: QuantPlan, layerBits: Readonly<Record<string, Bits>>, layers: readonly SearchLayer[]): QuantPlan {
+  const key = bitsKey(layers, layerBits);
+  for (const b of new Set(Object.values(layerBits))) {
+    const uniform: QuantPlan = { ...plan, wbits: b, layerBits: {} };
+    if (bitsKey(layers, planBits(uniform, layers)) === key) return uniform;
+  }
   return { ...plan, wbits: Math.max(...Object.values(layerBits)) as Bits, layerBits: { ...layerBits } };
 }
 

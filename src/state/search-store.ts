@@ -86,6 +86,7 @@ export const useSearch = create<SearchState>((set, get) => ({
 
   loadBits(layerBits) {
     const { plan, setPlan } = useStudio.getState();
-    setPlan(planWithBits(plan, layerBits));
+    const layers = get().layers;
+    if (layers) setPlan(planWithBits(plan, layerBits, layers));
   },
 }));

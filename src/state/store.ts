@@ -1,6 +1,6 @@
 import { create } from 'zustand';
 import * as Comlink from 'comlink';
-import type { DroppedFile, ProjectInfo, RunSummary } from '../common/protocol';
+import type { ComputeOptions, DroppedFile, ProjectInfo, RunSummary } from '../common/protocol';
 import type { RunReport } from '../core/pipeline';
 import type { PreprocessSpec } from '../core/data/preprocess';
 import { BLOCK_METHODS, DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
@@ -46,6 +46,24 @@ interface StudioState {
   pause: { readonly state: 'pausing' } | { readonly state: 'paused'; readonly since: number } | null;
   pauseRun(): Promise<void>;
   resumeRun(): void;
+  /** Where runs compute (backend, threads): a preference of this browser, kept in localStorage. */
+  compute: ComputeOptions;
+  setCompute(c: Partial<ComputeOptions>): void;
+}
+
+const COMPUTE_KEY = 'lowbit.compute';
+const DEFAULT_COMPUTE: ComputeOptions = { backend: 'auto', threads: 'auto' };
+
+/** The saved preference, or the default when there is none or it is not one we understand. */
+function savedCompute(): ComputeOptions {
+  try {
+    const v = JSON.parse(localStorage.getItem(COMPUTE_KEY) ?? 'null') as Partial<ComputeOptions> | null;
+    const backend = v?.backend === 'wasm' || v?.backend === 'webgpu' || v?.backend === 'auto' ? v.backend : DEFAULT_COMPUTE.backend;
+    const threads = v?.threads === 'auto' || (Number.isInteger(v?.threads) && (v!.threads as number) >= 1) ? v!.threads! : DEFAULT_COMPUTE.threads;
+    return { backend, threads };
+  } catch {
+    return DEFAULT_COMPUTE;
+  }
 }
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/^Error: /, '');
@@ -56,6 +74,12 @@ export const useStudio = create<StudioState>((set, get) => ({
   loadError: null,
   plan: DEFAULT_PLAN,
   run: { kind: 'idle' },
+  compute: savedCompute(),
+  setCompute(c) {
+    const compute = { ...get().compute, ...c };
+    localStorage.setItem(COMPUTE_KEY, JSON.stringify(compute));
+    set({ compute });
+  },
   losses: null,
   log: [],
   history: [],
@@ -135,6 +159,7 @@ export const useStudio = create<StudioState>((set, get) => ({
             set({ losses: prev?.layer === e.layer ? { layer: e.layer, points: [...prev.points, point] } : { layer: e.layer, points: [point] } });
           }
         }),
+        get().compute,
       ));
       const base = (project.modelName ?? 'model').replace(/\.onnx$/i, '');
       const exportName = `${base}-w${plan.wbits}a${plan.abits ?? 32}-${plan.method}.onnx`;

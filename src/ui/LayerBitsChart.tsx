@@ -34,10 +34,13 @@ export function LayerBitsChart({ layers, bits, dark }: { layers: readonly Search
       chart.dispose();
     };
   }, [layers, bits, dark]);
-  const counts = [...new Set(Object.values(bits))].sort((a, b) => a - b).map((b) => `${layers.filter((l) => bits[l.name] === b).length} at W${b}`);
+  const counts = [...new Set(Object.values(bits))].sort((a, b) => a - b).map((b) => {
+    const n = layers.filter((l) => bits[l.name] === b).length;
+    return `${n} layer${n === 1 ? '' : 's'} at W${b}`;
+  });
   return (
     <div>
-      <div ref={ref} className="chart" role="img" data-testid="layer-bits-chart" aria-label={`Bar chart of the plan's weight bits per layer: ${counts.join(', ')}`} />
+      <div ref={ref} className="chart" role="img" data-testid="layer-bits-chart" aria-label={`Bar chart of the bit width of each layer in the plan: ${counts.join(', ')}`} />
       <TableToggle what="the plan’s bits per layer">
         <table className="blocks" data-testid="layer-bits-table">
           <caption className="sr-only">Weight bits per layer in the plan</caption>

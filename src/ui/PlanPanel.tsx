@@ -3,6 +3,7 @@ import type { Bits, StepInit } from '../core/quant/quantizer';
 import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, GROUP_SIZES, actScaleFor, scaleSearchFor, type GroupSize, type MethodName } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
 import { PartitionEditor } from './PartitionEditor';
+import { ComputeSettings } from './ComputeSettings';
 import { estimateRun, formatBytes, formatDuration } from '../core/estimate';
 
 const WEIGHT_BITS: Bits[] = [8, 4, 3, 2];
@@ -14,7 +15,7 @@ const GRANULARITY_LABELS: Record<Granularity, string> = { layer: 'layer (one lay
 
 /** What each method optimises and why it helps: the one-click explanation for newcomers and teaching. */
 const METHOD_INFO: Record<MethodName, { label: string; explain: string }> = {
-  rtn: { label: 'Round to nearest (baseline)', explain: 'Round to nearest: each weight goes to the closest point of a symmetric per-channel grid. Fast, and fine at 8 bits; below 4 bits the rounding errors add up.' },
+  rtn: { label: 'Round to nearest (baseline)', explain: 'Round to nearest: each weight goes to the closest point of a symmetric grid, one per output channel or per group of inputs. Fast, and fine at 8 bits; below 4 bits the rounding errors add up.' },
   adaround: {
     label: 'AdaRound (learned rounding, layer by layer)',
     explain: 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. The paper uses 10,000 iterations per layer.',
@@ -178,6 +179,7 @@ export function PlanPanel() {
           {planError}
         </p>
       )}
+      <ComputeSettings disabled={disabled} />
       {project?.summary && <Estimate />}
       <p className="hint">
         {METHOD_INFO[plan.method].explain} Activations: asymmetric unsigned per tensor, after each activation function and residual add, ranges measured with the quantized weights.

@@ -34,7 +34,7 @@ export function RunsTable() {
                 {r.plan.method}
                 {r.plan.iters ? ` (${r.plan.iters} it.)` : ''}
               </td>
-              <td>{planBitsLabel(r.plan)}</td>
+              <td>{`${planBitsLabel(r.plan)}${r.plan.groupSize ? `, groups of ${r.plan.groupSize}` : ''}`}</td>
               <td>{pct(r.fp)}</td>
               <td>{pct(r.quant)}</td>
               <td>{pct(r.exported)}</td>

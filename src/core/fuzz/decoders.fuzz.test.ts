@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fixPngCrcs, mutations, planValues } from './mutate';
 import { encodeModel, OnnxDecodeError } from '../onnx/codec';
 import { loadModel, ModelInputError } from '../pipeline';
-import { decodePng, ImageDecodeError } from '../data/png';
+import { decodePng, ImageDecodeError, type DecodedImage } from '../data/png';
 import { decodeImage } from '../data/batches';
 import { DatasetError } from '../data/image-set';
 import { decodeNpySample, npySamples, parseNpy, writeNpy } from '../data/npy';
@@ -19,11 +19,13 @@ import { activationQuantPoints, findQuantLayers } from '../graph/layers';
 /**
  * Bounded fuzzing with every test run: mutated models, images, arrays and plans must either load
  * or fail with one of the project's own errors, which the UI and the CLI turn into a clear message
- * (exit code 2). A TypeError or RangeError, or a case that takes over a second, fails the target.
+ * (exit code 2). A TypeError or RangeError, an accepted value that is malformed, or a case that
+ * takes over 5 s (a hang), fails the target.
  * Cases are seeded, so a failure names a case that reproduces; bench/RESULTS.md records the counts.
  */
 const CASES = Number(process.env.LOWBIT_FUZZ_CASES ?? 2000);
-const SLOW_MS = 1000;
+// generous: the CI machines are shared; a real hang runs into it, a slow neighbour does not
+const SLOW_MS = 5000;
 
 interface Tally {
   ok: number;
@@ -52,6 +54,14 @@ async function fuzz(target: string, cases: Iterable<unknown>, run: (input: never
   return tally;
 }
 
+/** What an accepted input must satisfy: a broken value that got through fails the target like a crash. */
+function valid(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`accepted, but ${what}`);
+}
+
+const wellFormed = (img: DecodedImage): void =>
+  valid(img.width >= 1 && img.height >= 1 && img.data.length === img.width * img.height * img.channels && [1, 2, 3, 4].includes(img.channels), `the image is malformed (${img.width}×${img.height}×${img.channels}, ${img.data.length} samples)`);
+
 function* chain<T>(...parts: Iterable<T>[]): Generator<T> {
   for (const p of parts) yield* p;
 }
@@ -72,7 +82,8 @@ describe(`fuzzing (${CASES} cases per seed input)`, () => {
       'onnx',
       cases,
       async (bytes: Uint8Array) => {
-        const { proto } = await loadModel(bytes);
+        const { proto, summary } = await loadModel(bytes);
+        valid(proto.graph !== undefined && summary.inputs.every((i) => Array.isArray(i.shape)), 'the model has no graph or an input without a shape list');
         // what runQuantization does next with a model that loaded
         const { model } = canonicalize(proto);
         findQuantLayers(model);
@@ -88,7 +99,7 @@ describe(`fuzzing (${CASES} cases per seed input)`, () => {
     const seeds = readdirSync(FIXTURES).filter((f) => f.endsWith('.png')).sort().map(fixture);
     // half the cases keep their broken CRCs (the checksum path), half get them repaired (the decoder behind it)
     const cases = chain(...seeds.map((s, i) => mapped(mutations(s, CASES, 20 + i), (b) => ((b[0]! + b.length) % 2 ? fixPngCrcs(b) : b))));
-    const tally = await fuzz('png', cases, (bytes: Uint8Array) => decodePng(bytes), [ImageDecodeError]);
+    const tally = await fuzz('png', cases, async (bytes: Uint8Array) => wellFormed(await decodePng(bytes)), [ImageDecodeError]);
     expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
     expect(tally.ok).toBeGreaterThan(seeds.length * CASES * 0.02);
   });
@@ -97,7 +108,7 @@ describe(`fuzzing (${CASES} cases per seed input)`, () => {
     const seeds = ['rgb.jpg', 'cmyk.jpg', 'grey.jpg', 'animated.gif', 'rgb8.png'].map(fixture);
     seeds.push(writeNpy([3, 4, 4], Float32Array.from({ length: 48 }, (_, i) => i / 48)));
     const cases = chain(...seeds.map((s, i) => mutations(s, CASES, 40 + i)));
-    const tally = await fuzz('image reader', mapped(cases, (bytes) => ({ path: 'x', bytes })), (file: { path: string; bytes: Uint8Array }) => decodeImage(file), [ImageDecodeError, DatasetError]);
+    const tally = await fuzz('image reader', mapped(cases, (bytes) => ({ path: 'x', bytes })), async (file: { path: string; bytes: Uint8Array }) => wellFormed(await decodeImage(file)), [ImageDecodeError, DatasetError]);
     expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
   });
 
@@ -112,8 +123,9 @@ describe(`fuzzing (${CASES} cases per seed input)`, () => {
       cases,
       (bytes: Uint8Array) => {
         const a = parseNpy(bytes, 'x.npy');
+        valid(a.data.length === a.shape.reduce((x, y) => x * y, 1), `shape (${a.shape.join(', ')}) holds ${a.data.length} values`);
         if (a.shape.length === 4) npySamples(a, 'x.npy', a.shape[0] === 2 ? parseNpy(labels, 'x.labels.npy') : undefined);
-        if (a.shape.length === 3) decodeNpySample(bytes, 'x.npy');
+        if (a.shape.length === 3) wellFormed(decodeNpySample(bytes, 'x.npy'));
       },
       [DatasetError],
     );
@@ -129,6 +141,8 @@ describe(`fuzzing (${CASES} cases per seed input)`, () => {
       chain<unknown>(text, planValues(CASES, 31)),
       (input: unknown) => {
         const plan = parsePlan(typeof input === 'string' ? JSON.parse(input) : input);
+        // the studio saves plans and loads them back: an accepted plan must survive that unchanged
+        valid(JSON.stringify(parsePlan(JSON.parse(JSON.stringify(plan)))) === JSON.stringify(plan), 'the plan changes when saved and loaded back');
         checkPlanFits(plan, ['a', 'conv1']);
       },
       [PlanError, SyntaxError],

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { syntheticBatches } from '../testing/synthetic-batches';
 import { canonicalize } from '../graph/canonicalize';
 import { findQuantLayers } from '../graph/layers';
 import { partitionModel } from '../graph/partition';
@@ -11,20 +12,6 @@ import { reconstructWeights, type ReconstructionInput } from './reconstruct';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Synthetic calibration batches: the reconstruction reads batches, not files. */
-function batches(count: number, shape: [number, number, number], seed: number): ImageBatches {
-  const per = shape.reduce((a, b) => a * b, 1);
-  const all = randn(count * per, rng(seed));
-  const bs = 16;
-  return {
-    count,
-    batches: Math.ceil(count / bs),
-    batch: async (b: number) => {
-      const n = Math.min(bs, count - b * bs);
-      return { data: all.slice(b * bs * per, (b * bs + n) * per), shape: [n, ...shape] };
-    },
-  } as unknown as ImageBatches;
-}
 
 function input(): ReconstructionInput {
   const { model } = canonicalize(tinyResNet(4, { channels: 6, size: 8 }));
@@ -35,7 +22,7 @@ function input(): ReconstructionInput {
     bitsFor: () => 2,
     scale: 'lp',
     skip: () => false,
-    calib: batches(64, [1, 8, 8], 3),
+    calib: syntheticBatches(64, [1, 8, 8], 3),
     convs: new WasmConvPool(),
     options: { iters: 600, seed: 1, lr: 1e-2 },
   };

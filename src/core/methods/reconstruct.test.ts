@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { syntheticBatches } from '../testing/synthetic-batches';
 import { canonicalize } from '../graph/canonicalize';
 import { activationQuantPoints, findQuantLayers } from '../graph/layers';
 import { partitionModel } from '../graph/partition';
@@ -11,20 +12,6 @@ import { WasmConvPool } from '../engine/conv-engine';
 import type { PipelineEvent } from '../events';
 import { reconstructWeights, type ReconstructionInput } from './reconstruct';
 
-/** Calibration batches of synthetic images: the reconstruction reads batches, not files. */
-function batches(count: number, shape: [number, number, number], seed: number): ImageBatches {
-  const per = shape.reduce((a, b) => a * b, 1);
-  const all = randn(count * per, rng(seed));
-  const bs = 16;
-  return {
-    count,
-    batches: Math.ceil(count / bs),
-    batch: async (b: number) => {
-      const n = Math.min(bs, count - b * bs);
-      return { data: all.slice(b * bs * per, (b * bs + n) * per), shape: [n, ...shape] };
-    },
-  } as unknown as ImageBatches;
-}
 
 function setup(iters: number, lr = 1e-3) {
   const { model } = canonicalize(tinyResNet(4, { channels: 6, size: 8 }));
@@ -36,7 +23,7 @@ function setup(iters: number, lr = 1e-3) {
     bitsFor: () => 2,
     scale: 'lp',
     skip: () => false,
-    calib: batches(64, [1, 8, 8], 3),
+    calib: syntheticBatches(64, [1, 8, 8], 3),
     convs: new WasmConvPool(),
     options: { iters, seed: 1, lr },
   };

@@ -170,17 +170,20 @@ describe('quantizer', () => {
     }
     expect(one.zero).toBe(0);
     expect(one.scale).toBeCloseTo(best.s, 6);
-    // two-sided asymmetric unsigned 2-bit: 100 lengths × 4 zero points
-    const two = chooseStep(x, min, max, intRange(2, false, false), false, false, 'mse');
-    let b2 = { e: Infinity, s: 0, z: 0 };
-    for (let i = 1; i <= 100; i++) {
-      for (let z = 0; z <= 3; z++) {
-        const s = ((i / 100) * (max - min)) / 3;
-        const e = score(x, s, z, 0, 3);
-        if (e < b2.e) b2 = { e, s, z };
+    // two-sided asymmetric unsigned 2- and 4-bit: 100 lengths × every zero point
+    for (const bits of [2, 4] as Bits[]) {
+      const levels = 2 ** bits - 1;
+      const two = chooseStep(x, min, max, intRange(bits, false, false), false, false, 'mse');
+      let b2 = { e: Infinity, s: 0, z: 0 };
+      for (let i = 1; i <= 100; i++) {
+        for (let z = 0; z <= levels; z++) {
+          const s = ((i / 100) * (max - min)) / levels;
+          const e = score(x, s, z, 0, levels);
+          if (e < b2.e) b2 = { e, s, z };
+        }
       }
+      expect(two.scale).toBeCloseTo(b2.s, 6);
+      expect(two.zero).toBe(b2.z);
     }
-    expect(two.scale).toBeCloseTo(b2.s, 6);
-    expect(two.zero).toBe(b2.z);
   });
 });

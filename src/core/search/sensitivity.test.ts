@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { syntheticBatches } from '../testing/synthetic-batches';
 import { readFile } from 'node:fs/promises';
 import { canonicalize } from '../graph/canonicalize';
 import { findQuantLayers } from '../graph/layers';
@@ -14,20 +15,6 @@ import { readImageFolder } from '../../cli/files';
 import { compileProxy, measureSensitivity, proxyLoss, type SensitivityTable } from './sensitivity';
 import type { SearchEvent } from './events';
 
-/** Calibration batches of synthetic images, for the tiny model. */
-function synthetic(count: number, shape: [number, number, number], seed: number): ImageBatches {
-  const per = shape.reduce((a, b) => a * b, 1);
-  const all = randn(count * per, rng(seed));
-  const bs = 16;
-  return {
-    count,
-    batches: Math.ceil(count / bs),
-    batch: async (b: number) => {
-      const n = Math.min(bs, count - b * bs);
-      return { data: all.slice(b * bs * per, (b * bs + n) * per), shape: [n, ...shape], start: b * bs };
-    },
-  } as unknown as ImageBatches;
-}
 
 /** Every pair of layers that share a block, and only those. */
 function sameBlockPairs(table: SensitivityTable): string[] {
@@ -107,7 +94,7 @@ describe('sensitivity, reconstructed mode (tiny ResNet)', () => {
     const { model } = canonicalize(tinyResNet(4, { channels: 4, size: 8 }));
     const layers = findQuantLayers(model);
     const blocks = partitionModel(model, 'block').blocks;
-    const input = { model, layers, blocks, calib: synthetic(32, [1, 8, 8], 3), convs: new WasmConvPool() };
+    const input = { model, layers, blocks, calib: syntheticBatches(32, [1, 8, 8], 3), convs: new WasmConvPool() };
     const rec = await measureSensitivity(input, { mode: 'reconstructed', bits: [2, 8], iters: 4, seed: 1 });
     const cheap = await measureSensitivity(input, { mode: 'cheap', bits: [2, 8] });
     expect(rec.label).toBe('reconstructed (BRECQ, 4 iterations)');

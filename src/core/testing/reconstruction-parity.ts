@@ -8,6 +8,7 @@ import { WasmConvPool } from '../engine/conv-engine';
 import type { KernelBackend, TensorLike } from '../backends/webgpu/types';
 import type { PipelineEvent } from '../events';
 import { reconstructWeights, type ReconstructionInput } from '../methods/reconstruct';
+import { syntheticBatches } from './synthetic-batches';
 
 /*
  * One test body for every backend: a BRECQ weight pass run on the CPU engine and on a
@@ -16,20 +17,6 @@ import { reconstructWeights, type ReconstructionInput } from '../methods/reconst
  * with WebGPU (e2e/webgpu.spec.ts).
  */
 
-/** Calibration batches of synthetic images, shaped as `ImageBatches` serves them. */
-export function syntheticBatches(count: number, shape: readonly number[], seed: number): ImageBatches {
-  const per = shape.reduce((a, b) => a * b, 1);
-  const all = randn(count * per, rng(seed));
-  const bs = 16;
-  return {
-    count,
-    batches: Math.ceil(count / bs),
-    batch: async (b: number) => {
-      const n = Math.min(bs, count - b * bs);
-      return { data: all.slice(b * bs * per, (b * bs + n) * per), shape: [n, ...shape], start: b * bs };
-    },
-  } as unknown as ImageBatches;
-}
 
 /** A block-granularity reconstruction of `model` at 3 bits (first layer kept at round-to-nearest, as BRECQ does) on synthetic images. */
 export function reconstructionInput(make: () => ModelProto, inShape: readonly number[], options: ReconstructionInput['options']): ReconstructionInput {
