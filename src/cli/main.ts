@@ -478,6 +478,7 @@ const BENCHES: Readonly<Record<string, string>> = {
   'mixed-precision': 'mixed precision against uniform precision on the demo',
   'ga-optimality': 'how often the mixed-precision genetic search reaches the brute-force optimum',
   webgpu: 'WebGPU kernels (needs a browser with WebGPU)',
+  'resnet50-browser': 'ResNet-50 at 224×224 with 1,024 calibration images in the studio in Chromium: peak memory and time (long)',
 };
 const BENCH_FILES: Readonly<Record<string, string>> = { rtn: 'rtn-demo', adaround: 'adaround-demo' };
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { conversionsOf, decodeImage, ImageBatches } from './data/batches';
 import { DatasetError, type ImageFile } from './data/image-set';
 import { decodePng, ImageDecodeError } from './data/png';
-import { parseNpy } from './data/npy';
+import { decodeNpySample, npySamples, parseNpy, writeNpy } from './data/npy';
 import { FASHION_MNIST, IMAGENET, openInputDims, preprocessInto } from './data/preprocess';
 import { batchSizeFor, checkClassCount, ModelInputError } from './pipeline';
 import { LabelMismatchError } from './eval/accuracy';
@@ -35,6 +35,11 @@ describe('images the studio cannot read are refused by name', () => {
   it('a .npy file cut inside its header is a DatasetError, not a RangeError', () => {
     expect(() => parseNpy(Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 10), 'x.npy')).toThrow(new DatasetError('x.npy: the .npy header is truncated'));
     expect(() => parseNpy(Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 9, 0, 0, 0, 0, 0), 'x.npy')).toThrow(/format version 9 is not supported/);
+  });
+
+  it('a .npy image with a side of 0 is refused, not read as NaN pixels', () => {
+    expect(() => decodeNpySample(writeNpy([3, 0, 4], new Float32Array(0)), 's.npy')).toThrow(new DatasetError('s.npy: an empty image (0×4)'));
+    expect(() => npySamples(parseNpy(writeNpy([2, 1, 5, 0], new Float32Array(0)), 'a.npy'), 'a.npy')).toThrow(/samples of shape \(1, 5, 0\) hold no pixels/);
   });
 });
 

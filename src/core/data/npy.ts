@@ -75,6 +75,8 @@ export function decodeNpySample(bytes: Uint8Array, name: string): DecodedImage {
   if (shape.length !== 3) throw new DatasetError(`${name}: a sample must be C×H×W, got (${shape.join(', ')})`);
   const [c, h, w] = shape as [number, number, number];
   if (c !== 1 && c !== 3) throw new DatasetError(`${name}: ${c} channels; images have 1 or 3`);
+  // a side of 0 would make the resize read outside the image: NaN pixels, no error
+  if (h < 1 || w < 1) throw new DatasetError(`${name}: an empty image (${h}×${w})`);
   // CHW → HWC, the layout decoded images have
   const hwc = new Float32Array(data.length);
   for (let ch = 0; ch < c; ch++) for (let p = 0; p < h * w; p++) hwc[p * c + ch] = data[ch * h * w + p]!;
@@ -89,6 +91,7 @@ export function decodeNpySample(bytes: Uint8Array, name: string): DecodedImage {
 export function npySamples(array: NpyArray, name: string, labels?: NpyArray, classNames?: readonly string[]): ImageFile[] {
   if (array.shape.length !== 4) throw new DatasetError(`${name}: expected an N×C×H×W array, got shape (${array.shape.join(', ')})`);
   const [n, c, h, w] = array.shape as [number, number, number, number];
+  if (c * h * w === 0) throw new DatasetError(`${name}: samples of shape (${c}, ${h}, ${w}) hold no pixels`);
   if (labels && labels.data.length !== n) throw new DatasetError(`${name}: ${n} samples but ${labels.data.length} labels`);
   const per = c * h * w;
   const stem = name.replace(/\.npy$/i, '');
