@@ -120,6 +120,7 @@ const stopServer = () => {
   }
 };
 process.on('exit', stopServer);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 await new Promise<void>((ok, fail) => {
   const timer = setTimeout(() => fail(new Error('vite preview did not start in 60 s')), 60_000);
   server.stdout!.on('data', (d: Buffer) => {
@@ -239,7 +240,7 @@ try {
   await page.getByTestId('model-summary').waitFor({ timeout: 300_000 });
   // the folder input (webkitdirectory): the browser gets the files with their relative paths, calib/xxxxx.png
   await page.locator('input[type=file][webkitdirectory]').setInputFiles(calibDir);
-  await page.getByTestId('calib-count').filter({ hasText: `${nImages} images` }).waitFor({ timeout: 600_000 });
+  await page.getByTestId('calib-count').filter({ hasText: `${nImages.toLocaleString('en-US')} images` }).waitFor({ timeout: 600_000 });
   loadSeconds = (performance.now() - tLoad) / 1000;
   log(`model and ${nImages} images loaded in ${loadSeconds.toFixed(1)} s`);
   await page.getByLabel('Load a saved plan').setInputFiles({ name: 'plan.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(plan)) });

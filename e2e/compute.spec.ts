@@ -29,8 +29,8 @@ test('the backend and thread choices take effect, survive a reload, and one WASM
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 400_000 });
   const log = page.getByTestId('run-log');
-  await expect(log).toContainText('block reconstruction on WebGPU');
-  await expect(log).toContainText(/on WebGPU/);
+  await expect(log).toContainText('block layer1: on WebGPU');
+  await expect(log).toContainText(/block head: on the CPU: op Flatten .* not on WebGPU/);
 
   // the preference is this browser's: a reload keeps it
   await page.reload();
@@ -45,7 +45,8 @@ test('the backend and thread choices take effect, survive a reload, and one WASM
   await plan(20);
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 400_000 });
-  await expect(page.getByTestId('run-log')).not.toContainText('block reconstruction on WebGPU');
+  await expect(page.getByTestId('run-log')).toContainText('BRECQ layer1:');
+  await expect(page.getByTestId('run-log')).not.toContainText('on WebGPU');
   const quant = await page.getByTestId('quant-top1').textContent();
   const exported = await page.getByTestId('exported-top1').textContent();
   const out = execFileSync(

@@ -1,19 +1,9 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { watchErrors } from './watch-errors';
 
-/** Console errors, uncaught exceptions and requests to another origin fail the test, as in studio.spec.ts. */
-function watchErrors(page: Page, origin: string): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('request', (r) => {
-    const url = new URL(r.url());
-    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== origin) errors.push(`request to another origin: ${r.url()}`);
-  });
-  return errors;
-}
 
-test('mixed precision: a cheap search under a size budget, a point of the front loaded into the plan and run beside uniform W2, kept over a reload', async ({ page, baseURL }, testInfo) => {
-  const errors = watchErrors(page, new URL(baseURL!).origin);
+test('mixed precision: a cheap search under a size budget, a point of the front loaded into the plan and run beside uniform W2, kept over a reload', async ({ page }, testInfo) => {
+  const { errors } = watchErrors(page);
   await page.goto('/');
   await page.getByRole('button', { name: 'Open demo' }).click();
   await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
@@ -123,8 +113,8 @@ test('mixed precision: a cheap search under a size budget, a point of the front 
 /** A latency budget no plan of the demo can exceed (a minute per image): the first search only has to time the layers. */
 const UNBOUNDED_MS = 60_000;
 
-test('mixed precision: a full search can be cancelled; a latency budget times the layers on this device, and a second budget reuses both tables', async ({ page, baseURL }) => {
-  const errors = watchErrors(page, new URL(baseURL!).origin);
+test('mixed precision: a full search can be cancelled; a latency budget times the layers on this device, and a second budget reuses both tables', async ({ page }) => {
+  const { errors } = watchErrors(page);
   await page.goto('/');
   await page.getByRole('button', { name: 'Open demo' }).click();
   await expect(page.getByTestId('val-count')).toContainText('in 10 classes');

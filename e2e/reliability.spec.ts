@@ -147,3 +147,18 @@ test('a worker that dies during a BRECQ run: the run is marked interrupted and r
   await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });
   expect(errors).toEqual([]);
 });
+
+test('an uncaught error in the worker is reported, and a fresh worker takes over the project', async ({ page }) => {
+  const { errors } = watchErrors(page);
+  await openDemo(page);
+  const worker = page.workers().find((w) => w.url().includes('studio.worker'));
+  await worker!.evaluate(() => void setTimeout(() => {
+    throw new Error('boom from a test');
+  }, 0));
+  await expect(page.getByTestId('dropzone').getByRole('alert')).toContainText('the studio\'s worker failed: Uncaught Error: boom from a test; it has been restarted');
+  await expect(page.getByTestId('calib-count')).toContainText('256 images');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });
+  // the worker's own report of its error is the only console error
+  expect(errors.filter((e) => !/boom from a test/.test(e))).toEqual([]);
+});

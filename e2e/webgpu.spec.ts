@@ -1,4 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
+import { watchErrors } from './watch-errors';
 import type { ParityReport } from '../src/core/backends/webgpu/testing/parity';
 import type { DeviceLossCheck, ReconstructionCheck } from '../src/core/backends/webgpu/testing/check-page';
 
@@ -20,18 +21,6 @@ interface CheckPage {
 /** What webgpu-check.html puts on globalThis (src/core/backends/webgpu/testing/check-page.ts). */
 type WithCheck = typeof globalThis & { lowbitWebGpu?: CheckPage };
 
-function watchErrors(page: Page, baseURL: string | undefined): string[] {
-  const origin = new URL(baseURL ?? 'http://localhost').origin;
-  const errors: string[] = [];
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('request', (r) => {
-    const url = new URL(r.url());
-    if (!['data:', 'blob:'].includes(url.protocol) && url.origin !== origin) errors.push(`request to another origin: ${r.url()}`);
-  });
-  return errors;
-}
-
 async function openCheckPage(page: Page): Promise<void> {
   await page.goto('/webgpu-check.html');
   await page.waitForFunction(() => (globalThis as WithCheck).lowbitWebGpu?.ready === true);
@@ -43,8 +32,8 @@ async function openCheckPage(page: Page): Promise<void> {
   expect(adapter, 'WebGPU must be available in this Chromium (launched with --enable-unsafe-webgpu)').toBe('ok');
 }
 
-test('every WebGPU kernel matches the CPU reference to 1e-4; a steady iteration allocates nothing', async ({ page, baseURL }) => {
-  const errors = watchErrors(page, baseURL);
+test('every WebGPU kernel matches the CPU reference to 1e-4; a steady iteration allocates nothing', async ({ page }) => {
+  const { errors } = watchErrors(page);
   await openCheckPage(page);
   const report = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.parity());
 
@@ -67,8 +56,8 @@ test('every WebGPU kernel matches the CPU reference to 1e-4; a steady iteration 
   expect(errors).toEqual([]);
 });
 
-test('WebGPU from a worker, and the "no WebGPU" results callers fall back on', async ({ page, baseURL }) => {
-  const errors = watchErrors(page, baseURL);
+test('WebGPU from a worker, and the "no WebGPU" results callers fall back on', async ({ page }) => {
+  const { errors } = watchErrors(page);
   await openCheckPage(page);
   const worker = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.inWorker());
   expect(worker.ok, `${worker.reason}: ${worker.message}`).toBe(true);
@@ -82,8 +71,8 @@ test('WebGPU from a worker, and the "no WebGPU" results callers fall back on', a
   expect(errors).toEqual([]);
 });
 
-test('block reconstruction on WebGPU follows the CPU loop; a device lost mid-run hands the rest to the CPU', async ({ page, baseURL }) => {
-  const errors = watchErrors(page, baseURL);
+test('block reconstruction on WebGPU follows the CPU loop; a device lost mid-run hands the rest to the CPU', async ({ page }) => {
+  const { errors } = watchErrors(page);
   await openCheckPage(page);
   const r = await page.evaluate(() => (globalThis as WithCheck).lowbitWebGpu!.reconstruction());
   const c = r.comparison;

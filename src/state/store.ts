@@ -51,6 +51,9 @@ interface StudioState {
   setCompute(c: Partial<ComputeOptions>): void;
 }
 
+/** Numbers the runs of this page, so that a late event of an earlier run is recognised. */
+let runSeq = 0;
+
 const COMPUTE_KEY = 'lowbit.compute';
 const DEFAULT_COMPUTE: ComputeOptions = { backend: 'auto', threads: 'auto' };
 
@@ -143,11 +146,14 @@ export const useStudio = create<StudioState>((set, get) => ({
     if (!project?.summary || run.kind === 'running') return;
     if (run.kind === 'done') URL.revokeObjectURL(run.exportUrl);
     const startedAt = performance.now();
+    const mine = ++runSeq;
     set({ run: { kind: 'running', stage: 'load', done: 0, total: 1, startedAt, stageStartedAt: startedAt }, losses: null, log: [], pause: null });
     try {
       const outcome = await unlessWorkerLost(studioWorker().run(
         plan,
         Comlink.proxy((e) => {
+          // events travel on their own channel and can land after the result: a finished (or newer) run ignores them
+          if (mine !== runSeq || get().run.kind !== 'running') return;
           const now = get().run;
           const stageStartedAt = now.kind === 'running' ? now.stageStartedAt : startedAt;
           if (e.type === 'stage') set({ run: { kind: 'running', stage: e.stage, done: 0, total: 1, startedAt, stageStartedAt: performance.now() } });

@@ -55,6 +55,7 @@ export function PlanPanel() {
   const { plan, setPlan, run, project, loadPlan, planError } = useStudio();
   const disabled = run.kind === 'running' || !project?.summary;
   const blockMethod = BLOCK_METHODS.includes(plan.method);
+  const mixed = Object.keys(plan.layerBits ?? {}).length > 0;
   return (
     <section className="card" aria-labelledby="plan-title">
       <h2 id="plan-title">Plan</h2>
@@ -105,7 +106,17 @@ export function PlanPanel() {
         )}
         <label>
           Weight bits
-          <select value={plan.wbits} disabled={disabled} onChange={(e) => setPlan({ wbits: Number(e.target.value) as Bits })}>
+          {/* a plan from the mixed-precision search sets bits per layer: say so, and let one width replace it */}
+          <select
+            value={mixed ? 'mixed' : plan.wbits}
+            disabled={disabled}
+            onChange={(e) => setPlan({ wbits: Number(e.target.value) as Bits, layerBits: undefined })}
+          >
+            {mixed && (
+              <option value="mixed" disabled>
+                Mixed, per layer (W{Math.min(...Object.values(plan.layerBits!))}–{Math.max(...Object.values(plan.layerBits!))})
+              </option>
+            )}
             {WEIGHT_BITS.map((b) => (
               <option key={b} value={b}>
                 W{b}
