@@ -1,5 +1,6 @@
 import { test, expect } from '@playwright/test';
 import { watchErrors } from './watch-errors';
+import { execFileSync } from 'node:child_process';
 
 
 test('mixed precision: a cheap search under a size budget, a point of the front loaded into the plan and run beside uniform W2, kept over a reload', async ({ page }, testInfo) => {
@@ -164,5 +165,38 @@ test('mixed precision: a full search can be cancelled; a latency budget times th
   await panel.getByRole('button', { name: 'Hide the table of the configurations' }).focus();
   await page.keyboard.press('Shift+Tab');
   await expect(panel.getByTestId('pareto-chart')).toBeFocused();
+  expect(errors).toEqual([]);
+});
+
+test('mixed precision: a latency table imported from the target device drives the search; one missing a layer is refused by name', async ({ page }) => {
+  const { errors } = watchErrors(page);
+  // the demo's layer names, as the CLI lists them: a made-up device where time is proportional to bits
+  const layers = (JSON.parse(execFileSync(process.execPath, ['bin/lowbit.mjs', 'inspect', 'public/demo/model.onnx', '--json'], { encoding: 'utf8' })) as { layers: { name: string }[] }).layers.map((l) => l.name);
+  const table = { device: 'target board', unit: 'ms', layers: Object.fromEntries(layers.map((n) => [n, { 2: 1, 4: 2, 8: 4 }])) };
+  await page.goto('/');
+  await page.getByRole('button', { name: 'Open demo' }).click();
+  await expect(page.getByTestId('val-count')).toContainText('in 10 classes');
+  const panel = page.getByRole('region', { name: 'Mixed precision' });
+  await panel.getByLabel('Budget on').selectOption('latency');
+  const file = panel.getByLabel('Import a latency table (JSON) measured on the target device');
+
+  const broken = { ...table, layers: Object.fromEntries(layers.slice(1).map((n) => [n, { 2: 1, 4: 2, 8: 4 }])) };
+  await file.setInputFiles({ name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(broken)) });
+  await expect(panel.getByTestId('latency-source')).toContainText('Using broken.json');
+  // 8-bit first and last layers (4 ms each) and 2 ms elsewhere: 2·4 + 8·2 = 24 ms
+  await panel.getByLabel('Budget (ms)').fill('24');
+  await panel.getByRole('button', { name: 'Search', exact: true }).click();
+  await expect(panel.getByText(`no row for layer "${layers[0]}"`)).toBeVisible({ timeout: 120_000 });
+
+  await file.setInputFiles({ name: 'board.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(table)) });
+  await panel.getByRole('button', { name: 'Search', exact: true }).click();
+  await expect(panel.getByTestId('mp-summary')).toContainText('latency: target board', { timeout: 120_000 });
+  await expect(panel.getByTestId('mp-summary')).toContainText('latency ≤ 24.00 ms');
+  // not timed in this tab: no "Timing layers" phase, and the chosen plan's cost is a sum of the table's entries
+  await panel.getByRole('button', { name: 'Show the configurations as a table' }).click();
+  const chosen = panel.getByTestId('pareto-table').locator('tbody tr').filter({ hasText: 'chosen at the budget' });
+  const cost = Number(await chosen.locator('td').first().textContent());
+  expect(cost).toBeLessThanOrEqual(24);
+  expect(Number.isInteger(cost)).toBe(true);
   expect(errors).toEqual([]);
 });

@@ -155,7 +155,7 @@ test('an uncaught error in the worker is reported, and a fresh worker takes over
   await worker!.evaluate(() => void setTimeout(() => {
     throw new Error('boom from a test');
   }, 0));
-  await expect(page.getByTestId('dropzone').getByRole('alert')).toContainText('the studio\'s worker failed: Uncaught Error: boom from a test; it has been restarted');
+  await expect(page.getByTestId('dropzone').getByRole('alert')).toContainText('the studio’s worker failed: Uncaught Error: boom from a test; it has been restarted');
   await expect(page.getByTestId('calib-count')).toContainText('256 images');
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   await expect(page.getByTestId('exported-top1')).toHaveText(/\d+\.\d\d%/, { timeout: 240_000 });

@@ -93,7 +93,8 @@ export function searchCalls(project: () => SearchProject, serial: <T>(work: () =
           prev && JSON.stringify(previous.preprocess) === JSON.stringify(p.preprocess) && prev.mode === request.mode && sameBits(prev.bits, request.bits) && prev.seed === request.seed && (request.mode === 'cheap' || prev.iters === request.iters)
             ? previous.report.sensitivity
             : undefined;
-        const latency = prev && previous.report.latency && prev.abits === request.abits && sameBits(prev.bits, request.bits) ? previous.report.latency : undefined;
+        // an imported table wins; else the last search's, when it timed the same widths and activation bits
+        const latency = request.latencyTable ?? (prev && previous.report.latency && prev.latencyTable === undefined && prev.abits === request.abits && sameBits(prev.bits, request.bits) ? previous.report.latency : undefined);
         controller = new AbortController();
         try {
           const report = await runSearch(
@@ -124,7 +125,7 @@ export function searchCalls(project: () => SearchProject, serial: <T>(work: () =
             report,
             preprocess: p.preprocess,
             reusedSensitivity: sensitivity !== undefined,
-            reusedLatency: latency !== undefined && request.budget.metric === 'latency',
+            reusedLatency: latency !== undefined && request.latencyTable === undefined && request.budget.metric === 'latency',
             finishedAt: new Date().toISOString(),
           };
           await saveSearch(saved);

@@ -82,13 +82,16 @@ describe('model inputs', () => {
     expect(ok.code).toBe(0);
   });
 
-  it('an input with no shape in the file needs both the size and the channels', async () => {
+  it('an input with no shape in the file needs both the size and the channels, and then runs', async () => {
     const model = tinyResNet(1);
     delete model.graph!.input![0]!.type!.tensorType!.shape;
     const path = writeModel('noshape.onnx', model);
     const calib = await pngFolder('calib8b', 4, (i) => greyPng(8, i));
     await refused(/the model's input "input" has no shape in the file: give --size H,W and --channels 1\|3/, 'quantize', path, '--calib', calib, '-o', join(tmp, 'x.onnx'));
     await refused(/give --channels 1\|3 \(/, 'quantize', path, '--calib', calib, '--size', '8,8', '-o', join(tmp, 'x.onnx'));
+    const ok = await lowbit('quantize', path, '--calib', calib, '--size', '8,8', '--channels', '1', '--mean', '0.5', '--std', '0.5', '-o', join(tmp, 'noshape-q.onnx'));
+    expect(ok.stderr).not.toMatch(/internal error/);
+    expect(ok.code).toBe(0);
   });
 
   it('a 2-D input (not an image model)', async () => {

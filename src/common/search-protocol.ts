@@ -23,6 +23,8 @@ export interface SearchRequest {
   readonly headStem8bit: boolean;
   readonly method: MethodName;
   readonly seed: number;
+  /** A latency table brought as JSON (measured on the target device); without it, layers are timed in this tab. */
+  readonly latencyTable?: unknown;
 }
 
 /** A finished search as the studio keeps it with the project, with what was reused from the last one. */

@@ -29,7 +29,7 @@ export function studioWorker(): Comlink.Remote<StudioWorkerApi> {
   worker.addEventListener('error', (e) => {
     // reported through the listeners (and the page's error state), not as a console error
     e.preventDefault();
-    void (`the studio's worker failed: ${e.message || 'an error it could not report (often a failed module load or memory exhaustion)'}`);
+    lost(`the studio’s worker failed: ${e.message || 'an error it could not report (often a failed module load or memory exhaustion)'}`);
   });
   const lock = `lowbit-studio-worker-${id}`;
   void remote.holdLifeLock(lock).then(() => navigator.locks.request(lock, () => lost('the studio’s worker stopped: it crashed, ran out of memory or was closed')));

@@ -63,6 +63,18 @@ export function MixedPrecisionPanel({ dark }: { dark: boolean }) {
   useEffect(() => void refresh(), [project, refresh]);
 
   const [metric, setMetric] = useState<CostMetric>('size');
+  /** A latency table from the target device, as its JSON file held (checked against the layers by the search). */
+  const [imported, setImported] = useState<{ name: string; table: unknown } | null>(null);
+  const [importError, setImportError] = useState<string | null>(null);
+  const importTable = async (file: File) => {
+    try {
+      setImported({ name: file.name, table: JSON.parse(await file.text()) as unknown });
+      setImportError(null);
+    } catch {
+      setImported(null);
+      setImportError(`${file.name} is not JSON: a latency table is {"layers": {layer: {bits: ms}}}`);
+    }
+  };
   const [value, setValue] = useState('');
   const [bits, setBits] = useState<readonly Bits[]>(DEFAULT_CANDIDATE_BITS);
   const [mode, setMode] = useState<SensitivityMode>('cheap');
@@ -121,6 +133,7 @@ export function MixedPrecisionPanel({ dark }: { dark: boolean }) {
       headStem8bit: plan.headStem8bit,
       method: plan.method,
       seed: plan.seed ?? 0,
+      ...(metric === 'latency' && imported ? { latencyTable: imported.table } : {}),
     });
   const load = (p: SearchPoint) => loadBits(p.layerBits);
   const hasOverrides = Object.keys(plan.layerBits ?? {}).length > 0;
@@ -161,6 +174,27 @@ export function MixedPrecisionPanel({ dark }: { dark: boolean }) {
           ))}
         </p>
         {metric === 'latency' && (
+          <div className="row">
+            <label className="button">
+              Import a latency table…
+              <input type="file" accept=".json,application/json" hidden disabled={disabled} aria-label="Import a latency table (JSON) measured on the target device" onChange={(e) => e.target.files?.[0] && void importTable(e.target.files[0])} />
+            </label>
+            <span className="hint" data-testid="latency-source">
+              {imported ? `Using ${imported.name}.` : 'No table imported: the layers are timed in this tab.'}
+            </span>
+            {imported && (
+              <button type="button" className="small link" disabled={disabled} onClick={() => setImported(null)}>
+                Time the layers here instead
+              </button>
+            )}
+            {importError && (
+              <p role="alert" className="error">
+                {importError}
+              </p>
+            )}
+          </div>
+        )}
+        {metric === 'latency' && !imported && (
           <p className="hint">
             Latency comes from a table measured in this tab: each layer alone at each width, with ONNX Runtime’s WASM build on one thread (what the studio evaluates exports with). That runtime widens 2- to 4-bit weights before computing, so
             the width barely moves its time: the table tells about this device and runtime only.
