@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { lowbit } from './run-cli';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,14 +19,6 @@ import { encode } from '../core/testing/png-writer';
 const DEMO = 'public/demo';
 const tmp = mkdtempSync(join(tmpdir(), 'lowbit-bad-'));
 const FIXTURES = 'src/core/data/__fixtures__';
-
-function lowbit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/lowbit.mjs', ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** Exit code 2, and one line of reason matching `reason`: the last on stderr, after any progress lines of a run that had started. */
 async function refused(reason: RegExp, ...args: string[]): Promise<void> {
@@ -130,7 +122,7 @@ describe('images', () => {
   });
 
   it('a CMYK JPEG and an animated GIF are refused by name', async () => {
-    for (const [file, reason] of [['cmyk.jpg', /cmyk\.jpg: JPEG images are not supported yet; convert them to PNG/], ['animated.gif', /animated\.gif: GIF images are not supported; convert them to PNG/]] as const) {
+    for (const [file, reason] of [['cmyk.jpg', /cmyk\.jpg: Unsupported JPEG: CMYK and YCCK JPEG \(4 components\) are not supported; convert the image to RGB/], ['animated.gif', /animated\.gif: GIF images are not supported; convert them to PNG/]] as const) {
       const dir = join(tmp, `foreign-${file}`);
       mkdirSync(dir);
       copyFileSync(join(FIXTURES, file), join(dir, file));

@@ -1,5 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { lowbit } from './run-cli';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeNpy } from '../core/data/npy';
 import { tmpdir } from 'node:os';
@@ -12,14 +13,6 @@ import { FASHION_MNIST } from '../core/data/preprocess';
 
 const DEMO = 'public/demo';
 const tmp = mkdtempSync(join(tmpdir(), 'lowbit-cli-'));
-
-function lowbit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/lowbit.mjs', ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 interface Report {
   fp: { top1: number; top5: number; count: number };

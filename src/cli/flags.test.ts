@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { lowbit } from './run-cli';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +11,6 @@ import { decodeModel } from '../core/onnx/codec';
  */
 const DEMO = 'public/demo';
 const tmp = mkdtempSync(join(tmpdir(), 'lowbit-flags-'));
-
-function lowbit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/lowbit.mjs', ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 interface Report {
   plan: Record<string, unknown>;
@@ -161,4 +153,18 @@ describe('lowbit quantize --caches', () => {
     expect(tight.report.calibration).toEqual({ images: 256, caches: 'spill' });
     expect(tight.stderr).toMatch(/calibration caches kept in a spill file/);
   }, 300_000);
+});
+
+describe('lowbit search flags', () => {
+  it('--mode reconstructed with --iters, --abits none, --seed and --preprocess reach the plan and the table', async () => {
+    const out = join(tmp, 'search-rec.json');
+    const r = await lowbit('search', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--calib-size', '8', '--budget', 'size=0.03', '--mode', 'reconstructed', '--iters', '2', '--abits', 'none', '--seed', '3', '--preprocess', 'fmnist', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { plan: { abits: number | null; seed: number }; sensitivity: { label: string } };
+    expect(report.plan).toMatchObject({ abits: null, seed: 3 });
+    expect(report.sensitivity.label).toBe('reconstructed (BRECQ, 2 iterations)');
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toMatchObject({ abits: null, seed: 3 });
+    const bad = await lowbit('search', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--budget', 'size=0.03', '--mode', 'reconstructed', '--iters', '0', '-o', out);
+    expect(bad.code).toBe(2);
+  }, 600_000);
 });

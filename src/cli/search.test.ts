@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { lowbit } from './run-cli';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +11,6 @@ import { configCost, layerCostInfo, type CostContext } from '../core/search/cost
 
 const DEMO = 'public/demo';
 const tmp = mkdtempSync(join(tmpdir(), 'lowbit-search-'));
-
-function lowbit(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['bin/lowbit.mjs', ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** The demo's layers with their cost facts, as the search counts them. */
 function demoCosts(abits: 8 | null = 8): CostContext {
