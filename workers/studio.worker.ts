@@ -15,6 +15,7 @@ import { loadProject, savePreprocess, saveProject, type SavedProject } from './o
 import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
 import { indexedDbCheckpoints } from './idb-checkpoints';
 import { npySamples, parseNpy } from '../src/core/data/npy';
+import { readZip } from '../src/core/data/zip';
 import { editedPartition } from '../src/core/graph/partition';
 import { canonicalize } from '../src/core/graph/canonicalize';
 import { searchCalls } from './search';
@@ -117,6 +118,27 @@ function groupByTopFolder(images: DroppedFile[]): Map<string, DroppedFile[]> {
   return groups;
 }
 
+/**
+ * A dropped .zip becomes its images, inside a folder named after the archive, so that it is taken
+ * as a dropped folder is: flat inside, calibration; class folders inside, validation. An archive
+ * that cannot be read is a warning, like a folder that cannot be labelled.
+ */
+async function expandZips(files: readonly DroppedFile[], warnings: string[]): Promise<DroppedFile[]> {
+  const out: DroppedFile[] = [];
+  for (const f of files) {
+    if (!/\.zip$/i.test(f.path)) {
+      out.push(f);
+      continue;
+    }
+    try {
+      for (const e of await readZip(new Uint8Array(await f.file.arrayBuffer()), f.path, isImagePath)) out.push({ path: `${f.path}/${e.path}`, file: new Blob([e.bytes as Uint8Array<ArrayBuffer>]) });
+    } catch (e) {
+      warnings.push((e as Error).message);
+    }
+  }
+  return out;
+}
+
 /** Keeps the project for the next visit; a failure to persist never fails the action that changed it. */
 async function persist(saved: SavedProject): Promise<void> {
   try {
@@ -199,8 +221,9 @@ const api: StudioWorkerApi = {
       return { ...result, warnings: project.warnings };
     }),
 
-  addFiles: (files) => serial(async () => {
+  addFiles: (dropped) => serial(async () => {
     project.warnings = [];
+    const files = await expandZips(dropped, project.warnings);
     const models = files.filter((f) => f.path.toLowerCase().endsWith('.onnx'));
     if (models.length > 1) project.warnings.push(`${models.length} .onnx files were dropped; using ${models[0]!.path}`);
     for (const f of files.filter((f) => /\.(data|bin|onnx_data)$/i.test(f.path))) project.external.set(f.path.split('/').pop()!, new Uint8Array(await f.file.arrayBuffer()));

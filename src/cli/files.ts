@@ -2,10 +2,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { DatasetError, isImagePath, type ImageFile } from '../core/data/image-set';
 import { npySamples, parseNpy, type NpyArray } from '../core/data/npy';
+import { readZip } from '../core/data/zip';
 
-/** Every image under `dir` (or every sample of a .npy array), with paths relative to it (forward slashes), in sorted order. */
+/** Every image under `dir` (or in a .zip archive, or every sample of a .npy array), with paths relative to it (forward slashes), in sorted order. */
 export async function readImageFolder(dir: string, classNames?: readonly string[]): Promise<ImageFile[]> {
   if (/\.npy$/i.test(dir)) return readNpyImages(dir, classNames);
+  if (/\.zip$/i.test(dir)) return readZipImages(dir);
   let info;
   try {
     info = await stat(dir);
@@ -47,4 +49,14 @@ async function readNpyImages(path: string, classNames?: readonly string[]): Prom
     }
   }
   return npySamples(array, basename(path), labels, classNames);
+}
+
+/** The images of a zip archive, with their paths inside it: class folders in the archive are labels, as on disk. */
+async function readZipImages(path: string): Promise<ImageFile[]> {
+  const bytes = await readFile(path).catch(() => {
+    throw new DatasetError(`${path}: no such file`);
+  });
+  const files = await readZip(new Uint8Array(bytes), path, isImagePath);
+  if (files.length === 0) throw new DatasetError(`${path}: no PNG or JPEG images found in the archive`);
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

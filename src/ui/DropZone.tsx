@@ -23,7 +23,7 @@ export function DropZone() {
       onDragLeave={() => setOver(false)}
       onDrop={onDrop}
     >
-      <p className="drop-title">Drop an <b>.onnx</b> model and folders of images (or <b>.npy</b> arrays) here</p>
+      <p className="drop-title">Drop an <b>.onnx</b> model and folders (or <b>.zip</b> archives) of PNG or JPEG images, or <b>.npy</b> arrays, here</p>
       <p className="hint">A flat folder is calibration data; a folder of class sub-folders is validation data. Nothing leaves your machine.</p>
       <div className="row">
         <button type="button" className="primary" onClick={() => void openDemo()} disabled={loading !== null}>

@@ -2,13 +2,14 @@ import { decodePng, isPng, type DecodedImage } from './png';
 import { preprocessInto, type PreprocessSpec } from './preprocess';
 import { DatasetError, type ImageFile } from './image-set';
 import { decodeNpySample, isNpy } from './npy';
+import { decodeJpeg, isJpeg } from './jpeg';
 
 export async function decodeImage(file: ImageFile): Promise<DecodedImage> {
   const b = file.bytes;
   if (isPng(b)) return decodePng(b);
   if (isNpy(b)) return decodeNpySample(b, file.path);
+  if (isJpeg(b)) return decodeJpeg(b);
   // refused by name rather than as "not an image": the user can convert them
-  if (b[0] === 0xff && b[1] === 0xd8) throw new DatasetError(`${file.path}: JPEG images are not supported yet; convert them to PNG`);
   if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x38) throw new DatasetError(`${file.path}: GIF images are not supported; convert them to PNG (the first frame of an animation)`);
   throw new DatasetError(`${file.path}: not a PNG or JPEG image`);
 }

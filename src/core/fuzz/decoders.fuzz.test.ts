@@ -5,6 +5,9 @@ import { encodeModel, OnnxDecodeError } from '../onnx/codec';
 import { loadModel, ModelInputError } from '../pipeline';
 import { decodePng, ImageDecodeError, type DecodedImage } from '../data/png';
 import { decodeImage } from '../data/batches';
+import { decodeJpeg } from '../data/jpeg';
+import { readZip } from '../data/zip';
+import { writeZip } from '../testing/zip-writer';
 import { DatasetError } from '../data/image-set';
 import { decodeNpySample, npySamples, parseNpy, writeNpy } from '../data/npy';
 import { checkPlanFits, parsePlan, PlanError } from '../plan';
@@ -102,6 +105,35 @@ describe(`fuzzing (${CASES} cases per seed input)`, () => {
     const tally = await fuzz('png', cases, async (bytes: Uint8Array) => wellFormed(await decodePng(bytes)), [ImageDecodeError]);
     expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
     expect(tally.ok).toBeGreaterThan(seeds.length * CASES * 0.02);
+  });
+
+  it('the JPEG decoder: baseline, progressive, subsampled, restart intervals, CMYK', async () => {
+    const seeds = readdirSync(FIXTURES).filter((f) => f.endsWith('.jpg')).sort().map(fixture);
+    const cases = chain(...seeds.map((s, i) => mutations(s, CASES, 60 + i)));
+    const tally = await fuzz('jpeg', cases, (bytes: Uint8Array) => wellFormed(decodeJpeg(bytes)), [ImageDecodeError]);
+    expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
+    // a mutation in entropy-coded data can decode (to other pixels): those cases reach the IDCT and upsampling
+    expect(tally.ok).toBeGreaterThan(seeds.length * CASES * 0.1);
+  });
+
+  it('the zip reader: stored and deflated entries, in folders', async () => {
+    const png = fixture('rgb8.png');
+    const jpg = fixture('jpeg-420.jpg');
+    const seeds = [
+      await writeZip([{ path: 'val/0_a/x.png', bytes: png }, { path: 'val/1_b/y.jpg', bytes: jpg, deflate: false }]),
+      await writeZip([{ path: 'a.png', bytes: png, deflate: false }, { path: 'b.jpg', bytes: jpg }, { path: 'notes.txt', bytes: new Uint8Array(40) }]),
+    ];
+    const cases = chain(...seeds.map((s, i) => mutations(s, CASES, 80 + i)));
+    const tally = await fuzz(
+      'zip',
+      cases,
+      async (bytes: Uint8Array) => {
+        for (const f of await readZip(bytes, 'x.zip')) valid(typeof f.path === 'string' && f.bytes instanceof Uint8Array, 'an entry is malformed');
+      },
+      [DatasetError],
+    );
+    expect(tally.ok + tally.rejected).toBe(seeds.length * CASES);
+    expect(tally.ok).toBeGreaterThan(0);
   });
 
   it('the image reader: JPEG, GIF, PNG and .npy samples by their signatures', async () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the image files the studio refuses, for the bad-input tests and as fuzzing seeds.
+"""Writes the image foreign-format files (JPEG ones now decode; CMYK and GIF are refused), for the bad-input tests and as fuzzing seeds.
 
 Run from anywhere:  /usr/bin/python3 src/core/data/__fixtures__/make-foreign-fixtures.py
 
