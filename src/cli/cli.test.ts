@@ -257,8 +257,9 @@ describe('lowbit quantize --plan and --calib-size', () => {
     expect(bad.stderr).toMatch(/unknown benchmark "nope"/);
   });
 
-  it('prints its estimate first; under a memory budget it calibrates on a subset that fits, or refuses', async () => {
-    const args = ['quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--method', 'brecq', '--iters', '1', '--abits', 'none', '-o', join(tmp, 'budget.onnx'), '--report', join(tmp, 'budget.json')];
+  it('prints its estimate first; under a memory budget, with float32 caches asked for, it calibrates on a subset that fits, or refuses', async () => {
+    // --caches float32: left to 'auto', the run would keep every image in float16 or a spill file (flags.test.ts)
+    const args = ['quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--method', 'brecq', '--iters', '1', '--abits', 'none', '--caches', 'float32', '-o', join(tmp, 'budget.onnx'), '--report', join(tmp, 'budget.json')];
     const fits = await lowbit(...args, '--memory-budget', '20');
     expect(fits.code).toBe(0);
     expect(fits.stderr).toMatch(/estimated: .*of calibration caches/);
