@@ -44,3 +44,34 @@ test('a dropped zip of calibration images and a folder of JPEGs become a project
   await expect(page.getByTestId('run-log')).toContainText(/is in colour: images are converted to grey/);
   expect(errors).toEqual([]);
 });
+
+test('a flat archive named val.zip is validation without labels: the run reports fidelity to the float model', async ({ page }) => {
+  const { errors } = watchErrors(page);
+  const calibDir = 'public/demo/calib';
+  const names = readdirSync(calibDir).filter((f) => f.endsWith('.png')).sort();
+  const zipOf = (files: string[]) => writeZip(files.map((f) => ({ path: f, bytes: new Uint8Array(readFileSync(`${calibDir}/${f}`)), deflate: true })));
+  const calib = await zipOf(names.slice(0, 32));
+  const val = await zipOf(names.slice(32, 52));
+  await page.goto('/');
+  const dataTransfer = await page.evaluateHandle(
+    async ({ calib, val }) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([await (await fetch('demo/model.onnx')).blob()], 'fashion-cnn.onnx'));
+      dt.items.add(new File([Uint8Array.from(calib)], 'calib.zip', { type: 'application/zip' }));
+      dt.items.add(new File([Uint8Array.from(val)], 'val.zip', { type: 'application/zip' }));
+      return dt;
+    },
+    { calib: Array.from(calib), val: Array.from(val) },
+  );
+  const zone = page.getByTestId('dropzone');
+  await zone.dispatchEvent('dragenter', { dataTransfer });
+  await zone.dispatchEvent('dragover', { dataTransfer });
+  await zone.dispatchEvent('drop', { dataTransfer });
+  await expect(page.getByTestId('calib-count')).toContainText('32 images', { timeout: 60_000 });
+  await expect(page.getByTestId('val-count')).toContainText('20 images without labels');
+  await page.getByLabel('Weight bits').selectOption('4');
+  await page.getByLabel('Activation bits').selectOption('8');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByTestId('fidelity')).toContainText('fidelity to the float model on 20 images', { timeout: 240_000 });
+  expect(errors).toEqual([]);
+});

@@ -105,6 +105,12 @@ interface DemoManifest {
   val: { path: string; label: number }[];
 }
 
+/**
+ * A flat folder (or archive) named like a validation set is one without labels: the run then
+ * reports fidelity to the float model (top-1 agreement, output cosine) instead of accuracy.
+ */
+const UNLABELLED_VALIDATION = /^(val|valid|validation|test|eval)(\.zip)?$/i;
+
 /** Splits dropped paths by their top folder: each folder is calibration (flat) or validation (class sub-folders). */
 function groupByTopFolder(images: DroppedFile[]): Map<string, DroppedFile[]> {
   const groups = new Map<string, DroppedFile[]>();
@@ -253,7 +259,7 @@ const api: StudioWorkerApi = {
         project.warnings.push(`${folder || 'dropped images'}: ${(e as Error).message}`);
         continue;
       }
-      if (labelled) project.val = read;
+      if (labelled || UNLABELLED_VALIDATION.test(folder.split('/').pop() ?? '')) project.val = read;
       else project.calib = read;
     }
     await persistFiles();

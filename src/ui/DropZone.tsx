@@ -24,7 +24,7 @@ export function DropZone() {
       onDrop={onDrop}
     >
       <p className="drop-title">Drop an <b>.onnx</b> model and folders (or <b>.zip</b> archives) of PNG or JPEG images, or <b>.npy</b> arrays, here</p>
-      <p className="hint">A flat folder is calibration data; a folder of class sub-folders is validation data. Nothing leaves your machine.</p>
+      <p className="hint">A flat folder is calibration data; a folder of class sub-folders is validation data (a flat one named <i>val</i> or <i>test</i>: validation without labels). Nothing leaves your machine.</p>
       <div className="row">
         <button type="button" className="primary" onClick={() => void openDemo()} disabled={loading !== null}>
           Open demo

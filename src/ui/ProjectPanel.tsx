@@ -38,7 +38,7 @@ export function ProjectPanel() {
         <dt>Calibration</dt>
         <dd data-testid="calib-count">{project.calibImages ? `${fmt(project.calibImages)} images` : 'none yet: drop a flat folder of images'}</dd>
         <dt>Validation</dt>
-        <dd data-testid="val-count">{project.valImages ? `${fmt(project.valImages)} images in ${project.classes?.length ?? 0} classes` : 'none: accuracy will not be measured'}</dd>
+        <dd data-testid="val-count">{project.valImages ? project.classes ? `${fmt(project.valImages)} images in ${project.classes.length} classes` : `${fmt(project.valImages)} images without labels: fidelity to the float model is measured` : 'none: accuracy will not be measured'}</dd>
       </dl>
       {project.warnings.map((w) => (
         <p key={w} className="warning" role="alert">
