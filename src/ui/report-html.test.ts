@@ -16,8 +16,8 @@ const report = {
   exported: { top1: 0.881, top5: 0.98, count: 1000 },
   fidelity: null,
   layers: [
-    { name: 'stem.conv', wbits: 8, weightSqnrDb: 38.21, histogram: null },
-    { name: 'layer1.0.conv1', wbits: 3, weightSqnrDb: 14.5, histogram: null },
+    { name: 'stem.conv', wbits: 8, weightSqnrDb: 38.21, histogram: { qmin: -128, qmax: 127, float: [0, 2, 5, 2, 0], codes: Array.from({ length: 256 }, (_, k) => (k === 128 ? 9 : 0)) } },
+    { name: 'layer1.0.conv1', wbits: 3, weightSqnrDb: 14.5, histogram: { qmin: -4, qmax: 3, float: [1, 3, 6, 9, 6, 3, 1, 0, 0, 0], codes: [1, 2, 5, 9, 7, 3, 1, 1] } },
   ],
   blocks: [{ block: 'layer1', layers: ['layer1.0.conv1'], sqnrDb: 21.34, cosine: 0.99321, loss: 0.1, decided: 0.9, seconds: 2.5 }],
   activations: [],
@@ -44,6 +44,16 @@ describe('the printable HTML report', () => {
     expect(html).toContain('@media print');
     expect(html).not.toMatch(/https?:\/\//i);
     expect(html).not.toMatch(/<script|<link|<img/i);
+  });
+
+  it('draws each layer’s weight histogram before and after quantization, the 3-bit one with its grid', () => {
+    const figures = html.match(/<figure data-testid="report-histogram">[\s\S]*?<\/figure>/g) ?? [];
+    expect(figures).toHaveLength(2);
+    expect(figures[1]).toContain('layer1.0.conv1 (W3)');
+    expect(figures[1]).toMatch(/<svg[\s\S]*<\/svg>/);
+    // eight levels: the grid's dashed lines are drawn; 256 levels: too many to draw
+    expect(figures[1]).toMatch(/stroke-dasharray/);
+    expect(figures[0]).not.toMatch(/stroke-dasharray/);
   });
 
   it('escapes what comes from the user’s files', () => {

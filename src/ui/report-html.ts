@@ -1,13 +1,14 @@
 import * as echarts from 'echarts/core';
 import { BarChart } from 'echarts/charts';
-import { GridComponent } from 'echarts/components';
+import { GridComponent, LegendComponent, MarkLineComponent } from 'echarts/components';
 import { SVGRenderer } from 'echarts/renderers';
 import type { RunReport } from '../core/pipeline';
 import type { Accuracy } from '../core/eval/accuracy';
 import { STAGE_LABELS, type Stage } from '../core/events';
 import { layerChartOption } from './LayerChart';
+import { weightHistogramOption } from './WeightHistogramChart';
 
-echarts.use([BarChart, GridComponent, SVGRenderer]);
+echarts.use([BarChart, GridComponent, LegendComponent, MarkLineComponent, SVGRenderer]);
 
 const escape = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
@@ -56,6 +57,9 @@ thead th { background: #f3f5fa; }
 .headline div { border: 1px solid #dde1ea; border-radius: 8px; padding: 8px 14px; }
 .headline b { display: block; font-size: 22px; }
 svg { max-width: 100%; height: auto; }
+.histograms { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 8px; }
+.histograms figure { margin: 0; break-inside: avoid; }
+figcaption { font-size: 12px; }
 @page { size: A4; margin: 14mm; }
 @media print {
   body { margin: 0; max-width: none; padding: 0; font-size: 11px; }
@@ -127,6 +131,9 @@ export function reportHtml(report: RunReport, createdAt: Date = new Date()): str
     '<h2>Layers: bit-widths and weight SQNR</h2>',
     `<figure>${svgChart(layerChartOption(report.layers), 900, 300)}</figure>`,
     table(['Layer', 'Weight bits', 'Weight SQNR'], report.layers.map((l) => [l.name, String(l.wbits), db(l.weightSqnrDb)]), 'report-layers'),
+    '<h2>Weights before and after quantization</h2>',
+    '<p>Each layer’s float weights in units of its quantization step (fine bars, the grid dashed when it has 16 levels or fewer) and the share of each integer code after rounding.</p>',
+    `<div class="histograms">${report.layers.map((l) => `<figure data-testid="report-histogram"><figcaption>${escape(`${l.name} (W${l.wbits})`)}</figcaption>${svgChart(weightHistogramOption(l, false), 440, 220)}</figure>`).join('')}</div>`,
   );
   if (report.activations.length) {
     parts.push(
