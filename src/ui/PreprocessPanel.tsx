@@ -172,7 +172,8 @@ export function PreprocessPanel() {
           {previewError}
         </p>
       )}
-      {preview?.problem && (
+      {/* said once: the project's own list (the Model card) already carries what would stop a run */}
+      {preview?.problem && !project?.warnings.includes(preview.problem) && (
         <p className="warning" role="alert">
           {preview.problem}
         </p>
