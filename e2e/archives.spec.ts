@@ -2,6 +2,7 @@ import { test, expect } from '@playwright/test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { writeZip } from '../src/core/testing/zip-writer';
 import { watchErrors } from './watch-errors';
+import { dropOnStudio } from './drop';
 
 /**
  * Archives and JPEGs in the studio, through a real drop: a .zip of calibration images (flat inside,
@@ -29,10 +30,7 @@ test('a dropped zip of calibration images and a folder of JPEGs become a project
     },
     { zipBytes: Array.from(zip), val },
   );
-  const zone = page.getByTestId('dropzone');
-  await zone.dispatchEvent('dragenter', { dataTransfer });
-  await zone.dispatchEvent('dragover', { dataTransfer });
-  await zone.dispatchEvent('drop', { dataTransfer });
+  await dropOnStudio(page, dataTransfer);
   await expect(page.getByTestId('model-summary')).toContainText('fashion-cnn.onnx', { timeout: 60_000 });
   await expect(page.getByTestId('calib-count')).toContainText('64 images');
   await expect(page.getByTestId('val-count')).toContainText('10 images in 10 classes');
@@ -63,10 +61,7 @@ test('a flat archive named val.zip is validation without labels: the run reports
     },
     { calib: Array.from(calib), val: Array.from(val) },
   );
-  const zone = page.getByTestId('dropzone');
-  await zone.dispatchEvent('dragenter', { dataTransfer });
-  await zone.dispatchEvent('dragover', { dataTransfer });
-  await zone.dispatchEvent('drop', { dataTransfer });
+  await dropOnStudio(page, dataTransfer);
   await expect(page.getByTestId('calib-count')).toContainText('32 images', { timeout: 60_000 });
   await expect(page.getByTestId('val-count')).toContainText('20 images without labels');
   await page.getByLabel('Weight bits').selectOption('4');

@@ -4,6 +4,7 @@ import { decodeModel, encodeModel } from '../src/core/onnx/codec';
 import { tinyResNet } from '../src/core/testing/tiny-resnet';
 import { GraphWriter } from '../src/core/testing/graph-writer';
 import { watchErrors } from './watch-errors';
+import { dropOnStudio } from './drop';
 
 async function openDemo(page: Page): Promise<void> {
   await page.goto('/');
@@ -89,8 +90,7 @@ test('what would stop a run is said when the files are dropped: a non-image mode
     for (const v of manifest.val.filter((x, i) => x.label < 3 && i % 10 === 0)) dt.items.add(new File([await (await fetch(`demo/${v.path}`)).blob()], `val3/${v.path.split('/').slice(-2).join('/')}`));
     return dt;
   });
-  const zone = page.getByTestId('dropzone');
-  for (const type of ['dragenter', 'dragover', 'drop']) await zone.dispatchEvent(type, { dataTransfer });
+  await dropOnStudio(page, dataTransfer);
   await expect(page.getByTestId('val-count')).toContainText('in 3 classes');
   await expect(page.getByRole('region', { name: 'Model', exact: true }).getByRole('alert')).toContainText('the validation set has 3 classes (0_T-shirt, 1_Trouser, 2_Pullover) but the model outputs 10');
   // and the run says the same

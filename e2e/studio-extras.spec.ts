@@ -1,5 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import { watchErrors } from './watch-errors';
+import { dropOnStudio } from './drop';
 import { readFileSync } from 'node:fs';
 import { GraphWriter } from '../src/core/testing/graph-writer';
 import { encodeModel } from '../src/core/onnx/codec';
@@ -128,10 +129,7 @@ test('a 1000-class RGB model gets the ImageNet preset, and its predictions carry
     for (const p of manifest.calib.slice(0, 8)) dt.items.add(new File([await (await fetch(`demo/${p}`)).blob()], `calib/${p.split('/').pop()}`));
     return dt;
   }, model);
-  const zone = page.getByTestId('dropzone');
-  await zone.dispatchEvent('dragenter', { dataTransfer });
-  await zone.dispatchEvent('dragover', { dataTransfer });
-  await zone.dispatchEvent('drop', { dataTransfer });
+  await dropOnStudio(page, dataTransfer);
   await expect(page.getByTestId('model-summary')).toContainText('imagenet-head.onnx', { timeout: 60_000 });
   await expect(page.getByLabel('Preset')).toHaveValue('imagenet');
   await expect(page.getByLabel('Shorter side, then crop')).toHaveValue('256');

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { decodeModel } from '../src/core/onnx/codec';
 import { watchErrors as watch } from './watch-errors';
+import { dropOnStudio } from './drop';
 
 // the shared watch (console errors, uncaught exceptions, requests to another origin), as a list of errors
 const watchErrors = (page: Page): string[] => watch(page).errors;
@@ -179,10 +180,7 @@ test('drag and drop: a model and two image folders dropped on the page become a 
     for (const v of manifest.val.filter((_, i) => i % 5 === 0)) await add(`demo/${v.path}`, `my-val/${v.path.split('/').slice(-2).join('/')}`);
     return dt;
   });
-  const zone = page.getByTestId('dropzone');
-  await zone.dispatchEvent('dragenter', { dataTransfer });
-  await zone.dispatchEvent('dragover', { dataTransfer });
-  await zone.dispatchEvent('drop', { dataTransfer });
+  await dropOnStudio(page, dataTransfer);
   await expect(page.getByTestId('model-summary')).toContainText('fashion-cnn.onnx', { timeout: 60_000 });
   await expect(page.getByTestId('calib-count')).toContainText('64 images');
   await expect(page.getByTestId('val-count')).toContainText('200 images in 10 classes');
