@@ -7,6 +7,7 @@
  * Iterations apply per layer (AdaRound), per block (BRECQ, QDrop; activation-step pass gets a
  * quarter), to the whole network (NWQ) and to decoupleQ's float refinement per block; the
  * references use 10,000–20,000, which this 2-core machine cannot afford for the whole table.
+ * --log writes each run's info lines (per-block SQNR, share of decided rounding) to stderr.
  * Up to 256 calibration images come from the demo's calib/ folder; more (e.g. --calib 1024) are a
  * seeded sample of Debian's Fashion-MNIST training set (bench/fmnist-train.ts).
  */
@@ -29,6 +30,8 @@ const { values } = parseArgs({
     configs: { type: 'string', default: 'W8A8,W4A32,W3A32,W2A32,W4A8,W4A4,W2A4' },
     // one kernel thread keeps timings steady on a shared machine; results do not depend on it
     threads: { type: 'string', default: '1' },
+    // the runs' info lines (per-block SQNR, share of decided rounding) go to stderr
+    log: { type: 'boolean', default: false },
   },
 });
 const DEMO = 'public/demo';
@@ -62,7 +65,9 @@ for (const config of values.configs!.split(',')) {
       ...(name === 'brecq-fisher' ? { fisher: true } : {}),
     };
     const t0 = performance.now();
-    const { report } = await runQuantization({ model, modelName: 'model.onnx', calib, val, preprocess: FASHION_MNIST, plan, threads: values.threads === 'auto' ? 'auto' : Number(values.threads) }, () => {});
+    const { report } = await runQuantization({ model, modelName: 'model.onnx', calib, val, preprocess: FASHION_MNIST, plan, threads: values.threads === 'auto' ? 'auto' : Number(values.threads) }, (e) => {
+      if (values.log && e.type === 'info') process.stderr.write(`${config} ${name}: ${e.message}\n`);
+    });
     const wall = (performance.now() - t0) / 1000;
     console.log(`| ${config} | ${name} | ${pct(report.quant?.top1)} | ${pct(report.exported?.top1)} | ${pct(report.fp?.top1)} | ${wall.toFixed(0)} |`);
   }

@@ -1,4 +1,5 @@
 import { roundHalfEven } from '../quant/quantizer';
+import { scratch32, zeros32 } from '../tensor/buffer-pool';
 import type { Nd } from '../backends/cpu/reference';
 
 /**
@@ -32,7 +33,7 @@ export interface QuantizedValue {
 export function actQuantForward(x: Nd, q: ActQuantizer, drop: DropMask | null): QuantizedValue {
   const s = q.scale[0]!;
   const X = x.data;
-  const y = new Float32Array(X.length);
+  const y = scratch32(X.length);
   const mask = drop ? new Uint8Array(X.length) : null;
   for (let i = 0; i < X.length; i++) {
     if (mask && drop!.rand() >= drop!.keep) {
@@ -56,7 +57,7 @@ export function actQuantBackward(x: Nd, q: ActQuantizer, dy: Nd, mask: Uint8Arra
   const s = q.scale[0]!;
   const X = x.data;
   const D = dy.data;
-  const dx = new Float32Array(X.length);
+  const dx = zeros32(X.length);
   let acc = 0;
   for (let i = 0; i < X.length; i++) {
     if (mask && mask[i] === 0) {

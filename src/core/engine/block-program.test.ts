@@ -14,6 +14,7 @@ import type { Nd } from '../backends/cpu/reference';
 import { BlockProgram } from './block-program';
 import { referenceConv, WasmConvPool } from './conv-engine';
 import { UnsupportedOpError } from './kernels';
+import { BufferPool } from '../tensor/buffer-pool';
 
 async function capture(model: ModelProto, x: Nd, names: string[]): Promise<Map<string, Nd>> {
   const session = await ModelSession.create(encodeModel(withOutputs(model, names)), 'none');
@@ -134,6 +135,47 @@ describe('BlockProgram backward', () => {
     }
     expect(g.steps.get(block.output)!).toBeCloseTo(want, 2);
   });
+});
+
+describe('BlockProgram in a buffer pool', () => {
+  for (const [label, make, inputShape] of MODELS) {
+    it(`${label}: iterations reusing pooled buffers give the bits of fresh ones, and the pool stops growing`, async () => {
+      const { model } = canonicalize(make());
+      const layers = findQuantLayers(model);
+      const conv = await new WasmConvPool(1).factory();
+      const rand = rng(5);
+      const x0: Nd = { shape: inputShape, data: randn(inputShape.reduce((a, b) => a * b, 1), rand) };
+      const { blocks } = partitionModel(model, 'block');
+      const ref = await capture(model, x0, [...new Set(blocks.map((b) => b.input).filter((n) => n !== 'input'))]);
+      ref.set('input', x0);
+      for (const block of blocks) {
+        const program = BlockProgram.compile(model, block, layers, conv);
+        const fresh = BlockProgram.compile(model, block, layers, conv);
+        const weights = program.slots.map((s) => s.weight);
+        const input = ref.get(block.input)!;
+        const pool = new BufferPool();
+        const sizes: number[] = [];
+        for (let it = 0; it < 4; it++) {
+          // a different input and output gradient each iteration, so stale buffers would show
+          const x: Nd = { shape: input.shape, data: input.data.map((v) => v * (1 + 0.1 * it)) };
+          const want = fresh.forward(x, weights);
+          const dOut = { shape: want.output.shape, data: randn(want.output.data.length, rand) };
+          const wantG = fresh.backward(want, weights, dOut, { inputOnly: block.input !== 'input' && it % 2 === 1 });
+          const got = pool.run(() => {
+            const g = program.backward(program.forward(x, weights), weights, dOut, { inputOnly: block.input !== 'input' && it % 2 === 1 });
+            // copied out before the buffers go back
+            return { dW: g.weights.map((w) => w?.data.slice() ?? null), dx: g.input?.slice() ?? null };
+          });
+          pool.reclaim();
+          got.dW.forEach((d, k) => expect(d, `block ${block.id}, slot ${k}, iteration ${it}`).toEqual(wantG.weights[k]?.data ?? null));
+          expect(got.dx, `block ${block.id}, input gradient, iteration ${it}`).toEqual(wantG.input);
+          sizes.push(pool.bytes);
+        }
+        expect(sizes[3], `block ${block.id}`).toBe(sizes[1]);
+        expect(sizes[1]).toBeGreaterThan(0);
+      }
+    });
+  }
 });
 
 describe('BlockProgram errors', () => {

@@ -7,6 +7,7 @@ import { channelsFirst } from '../quant/weight-layout';
 import type { Nd } from '../backends/cpu/reference';
 import { kernelFor, UnsupportedOpError, type Kernel } from './kernels';
 import type { ConvFactory } from './conv-engine';
+import { copy32 } from '../tensor/buffer-pool';
 import { actQuantBackward, actQuantForward, type ActQuantizer, type DropMask } from './act-quant';
 
 /** A quantizable layer's weight inside a block: the parameter the methods round. */
@@ -142,13 +143,13 @@ export class BlockProgram {
    */
   backward(tape: Tape, weights: readonly Nd[], dOut: Nd | null, options: BackwardOptions = {}): Gradients {
     const grads = new Map<string, Float32Array>();
-    if (dOut) grads.set(this.block.output, dOut.data.slice());
+    if (dOut) grads.set(this.block.output, copy32(dOut.data));
     // losses on inner tensors (NWQ's activation regularisation) enter where those tensors are made
     for (const [name, g] of options.seeds ?? []) {
       if (!this.produced.has(name) || name === this.block.input) throw new Error(`a loss on "${name}", which block "${this.block.id}" does not compute`);
       const prev = grads.get(name);
       if (prev) for (let i = 0; i < g.length; i++) prev[i]! += g[i]!;
-      else grads.set(name, g.slice());
+      else grads.set(name, copy32(g));
     }
     const dW: (Nd | null)[] = weights.map(() => null);
     const steps = new Map<string, number>();
@@ -175,12 +176,18 @@ export class BlockProgram {
       const need = step.inputs.map((s) => (s?.kind === 'slot' && !options.inputOnly) || (s?.kind === 'value' && (s.name !== this.block.input || options.inputOnly === true)));
       const out = tape.values.get(step.output)!;
       const d = step.kernel.backward(inputs, tape.preQuant.get(step.output)?.x ?? out, { shape: out.shape, data: dy }, need);
+      // this step's output gradient is complete and read by no one after it, so the first input a
+      // kernel hands it back to (Add, Identity, Reshape return dy itself) may keep it; later ones copy
+      let handedOn = false;
       step.inputs.forEach((s, i) => {
         const gi = d[i];
         if (!s || !gi || !need[i]) return;
-        // a kernel may return dy itself (identity, reshape): copy before accumulating into it
         if (s.kind === 'slot') dW[s.slot] = gi;
-        else if (s.kind === 'value') add(s.name, gi.data === dy || gi.data === g ? gi.data.slice() : gi.data);
+        else if (s.kind === 'value') {
+          const shared = gi.data === dy || gi.data === g;
+          add(s.name, shared && handedOn ? copy32(gi.data) : gi.data);
+          handedOn ||= shared;
+        }
       });
     }
     return { weights: dW, steps, input: grads.get(this.block.input) ?? null };

@@ -1,4 +1,5 @@
 import type { Nd } from '../backends/cpu/reference';
+import { zeros32 } from '../tensor/buffer-pool';
 
 /** NumPy/ONNX multidirectional broadcasting of two shapes. */
 export function broadcastShape(a: readonly number[], b: readonly number[], op: string): number[] {
@@ -70,7 +71,7 @@ export class Broadcaster {
 /** Sums a gradient of the broadcast shape back onto an input's shape. */
 export function reduceTo(dy: Float32Array, idx: Int32Array | null, shape: readonly number[]): Nd {
   if (!idx) return { shape: [...shape], data: dy };
-  const out = new Float32Array(shape.reduce((p, d) => p * d, 1));
+  const out = zeros32(shape.reduce((p, d) => p * d, 1));
   for (let k = 0; k < dy.length; k++) out[idx[k]!]! += dy[k]!;
   return { shape: [...shape], data: out };
 }

@@ -1,4 +1,5 @@
 import type { NodeProto } from '../onnx/schema';
+import { scratch32, zeros32 } from '../tensor/buffer-pool';
 import { attrFloat, attrInt, attrInts, attrString } from '../graph/attributes';
 import {
   averagePoolBackward,
@@ -29,7 +30,8 @@ import type { ConvEngine } from './conv-engine';
 
 /**
  * One ONNX node as the reconstruction engine runs it: a forward, and a backward that returns the
- * gradient of each input that is asked for (`need`), null for the others. Kernels keep whatever
+ * gradient of each input that is asked for (`need`), null for the others; a gradient may be `dy`'s
+ * own array (Add, Identity), and the program copies when two inputs get it. Kernels keep whatever
  * depends only on shapes (index maps, padding) between calls, so a training loop allocates no
  * bookkeeping per iteration.
  */
@@ -84,13 +86,16 @@ function binary(op: BinaryOp): Factory {
         const a = req(inp[0], node, 0);
         const b = req(inp[1], node, 1);
         const { shape, ia, ib } = bc.plan(a, b);
-        const A = a.data;
-        const B = b.data;
-        const y = new Float32Array(size(shape));
-        for (let k = 0; k < y.length; k++) {
-          const u = A[ia ? ia[k]! : k]!;
-          const v = B[ib ? ib[k]! : k]!;
-          y[k] = op === 'Add' ? u + v : op === 'Sub' ? u - v : op === 'Mul' ? u * v : u / v;
+        const y = scratch32(size(shape));
+        if (!ia && !ib) sameShapeBinary(op, a.data, b.data, y);
+        else {
+          const A = a.data;
+          const B = b.data;
+          for (let k = 0; k < y.length; k++) {
+            const u = A[ia ? ia[k]! : k]!;
+            const v = B[ib ? ib[k]! : k]!;
+            y[k] = op === 'Add' ? u + v : op === 'Sub' ? u - v : op === 'Mul' ? u * v : u / v;
+          }
         }
         return { shape, data: y };
       },
@@ -102,9 +107,9 @@ function binary(op: BinaryOp): Factory {
         let da: Nd | null = null;
         let db: Nd | null = null;
         if (need[0]) {
-          if (op === 'Add' || op === 'Sub') da = reduceTo(ia ? D : D.slice(), ia, a.shape);
+          if (op === 'Add' || op === 'Sub') da = reduceTo(D, ia, a.shape);
           else {
-            const g = new Float32Array(D.length);
+            const g = scratch32(D.length);
             for (let k = 0; k < D.length; k++) {
               const v = b.data[ib ? ib[k]! : k]!;
               g[k] = op === 'Mul' ? D[k]! * v : D[k]! / v;
@@ -113,11 +118,15 @@ function binary(op: BinaryOp): Factory {
           }
         }
         if (need[1]) {
-          const g = new Float32Array(D.length);
-          for (let k = 0; k < D.length; k++) {
-            const u = a.data[ia ? ia[k]! : k]!;
-            const v = b.data[ib ? ib[k]! : k]!;
-            g[k] = op === 'Add' ? D[k]! : op === 'Sub' ? -D[k]! : op === 'Mul' ? D[k]! * u : (-D[k]! * u) / (v * v);
+          let g: Float32Array;
+          if (op === 'Add') g = D;
+          else {
+            g = scratch32(D.length);
+            for (let k = 0; k < D.length; k++) {
+              const u = a.data[ia ? ia[k]! : k]!;
+              const v = b.data[ib ? ib[k]! : k]!;
+              g[k] = op === 'Sub' ? -D[k]! : op === 'Mul' ? D[k]! * u : (-D[k]! * u) / (v * v);
+            }
           }
           db = reduceTo(g, ib, b.shape);
         }
@@ -125,6 +134,15 @@ function binary(op: BinaryOp): Factory {
       },
     };
   };
+}
+
+/** The common case of a residual Add: no index maps, one loop per op that the compiler can keep tight. */
+function sameShapeBinary(op: BinaryOp, A: Float32Array, B: Float32Array, y: Float32Array): void {
+  const n = y.length;
+  if (op === 'Add') for (let k = 0; k < n; k++) y[k] = A[k]! + B[k]!;
+  else if (op === 'Sub') for (let k = 0; k < n; k++) y[k] = A[k]! - B[k]!;
+  else if (op === 'Mul') for (let k = 0; k < n; k++) y[k] = A[k]! * B[k]!;
+  else for (let k = 0; k < n; k++) y[k] = A[k]! / B[k]!;
 }
 
 /** Pads for auto_pad SAME_* from the input size, as ONNX defines them. */
@@ -193,7 +211,7 @@ function linear(x: Nd, w: Nd, bias: Nd | null, alpha: number, beta: number): Nd 
   const inF = w.shape[1]!;
   const outF = w.shape[0]!;
   const rows = x.data.length / inF;
-  const y = new Float32Array(rows * outF);
+  const y = zeros32(rows * outF);
   const X = x.data;
   const W = w.data;
   for (let n = 0; n < rows; n++) {
@@ -218,7 +236,7 @@ function linearBackward(x: Nd, w: Nd, dy: Nd, alpha: number, need: readonly bool
   let dx: Nd | null = null;
   let dw: Nd | null = null;
   if (need[0]) {
-    const g = new Float32Array(X.length);
+    const g = zeros32(X.length);
     for (let n = 0; n < rows; n++) {
       for (let o = 0; o < outF; o++) {
         const d = alpha * D[n * outF + o]!;
@@ -231,7 +249,7 @@ function linearBackward(x: Nd, w: Nd, dy: Nd, alpha: number, need: readonly bool
     dx = { shape: [...x.shape], data: g };
   }
   if (need[1]) {
-    const g = new Float32Array(W.length);
+    const g = zeros32(W.length);
     for (let n = 0; n < rows; n++) {
       for (let o = 0; o < outF; o++) {
         const d = alpha * D[n * outF + o]!;
@@ -376,7 +394,7 @@ const transpose: Factory = (node) => {
     forward(i) {
       const x = req(i[0], node, 0);
       const perm = plan(x);
-      const y = new Float32Array(x.data.length);
+      const y = zeros32(x.data.length);
       for (let k = 0; k < y.length; k++) y[k] = x.data[idx[k]!]!;
       return { shape: perm.map((p) => x.shape[p]!), data: y };
     },
@@ -384,7 +402,7 @@ const transpose: Factory = (node) => {
       if (!need[0]) return [null];
       const x = req(i[0], node, 0);
       plan(x);
-      const g = new Float32Array(x.data.length);
+      const g = zeros32(x.data.length);
       for (let k = 0; k < g.length; k++) g[idx[k]!] = dy.data[k]!;
       return [{ shape: [...x.shape], data: g }];
     },
@@ -406,7 +424,7 @@ const concat: Factory = (node) => {
       const axis = axisOf(xs[0]!);
       const { outer, runs } = blocks(xs, axis);
       const total = runs.reduce((a, b) => a + b, 0);
-      const y = new Float32Array(outer * total);
+      const y = zeros32(outer * total);
       for (let o = 0; o < outer; o++) {
         let at = o * total;
         xs.forEach((x, k) => {
@@ -428,7 +446,7 @@ const concat: Factory = (node) => {
         const start = offset;
         offset += runs[k]!;
         if (!need[k]) return null;
-        const g = new Float32Array(x.data.length);
+        const g = zeros32(x.data.length);
         for (let o = 0; o < outer; o++) g.set(dy.data.subarray(o * total + start, o * total + start + runs[k]!), o * runs[k]!);
         return { shape: [...x.shape], data: g };
       });
@@ -447,7 +465,7 @@ const softmax: Factory = (node) => {
     forward(i) {
       const x = req(i[0], node, 0);
       const n = run(x);
-      const y = new Float32Array(x.data.length);
+      const y = zeros32(x.data.length);
       for (let r = 0; r < x.data.length; r += n) {
         let m = -Infinity;
         for (let k = r; k < r + n; k++) m = Math.max(m, x.data[k]!);
@@ -460,7 +478,7 @@ const softmax: Factory = (node) => {
     backward(i, y, dy, need) {
       if (!need[0]) return [null];
       const n = run(req(i[0], node, 0));
-      const g = new Float32Array(y.data.length);
+      const g = zeros32(y.data.length);
       for (let r = 0; r < y.data.length; r += n) {
         let dot = 0;
         for (let k = r; k < r + n; k++) dot += dy.data[k]! * y.data[k]!;
@@ -504,7 +522,7 @@ const pad: Factory = (node, ctx) => {
     forward(i) {
       const x = req(i[0], node, 0);
       const { out, starts, last } = geometry(x);
-      const y = new Float32Array(size(out)).fill(value);
+      const y = zeros32(size(out)).fill(value);
       for (let k = 0; k < starts.length; k++) y.set(x.data.subarray(k * last, (k + 1) * last), starts[k]!);
       return { shape: out, data: y };
     },
@@ -512,7 +530,7 @@ const pad: Factory = (node, ctx) => {
       if (!need[0]) return [null];
       const x = req(i[0], node, 0);
       const { starts, last } = geometry(x);
-      const g = new Float32Array(x.data.length);
+      const g = zeros32(x.data.length);
       for (let k = 0; k < starts.length; k++) g.set(dy.data.subarray(starts[k]!, starts[k]! + last), k * last);
       return [{ shape: [...x.shape], data: g }];
     },
@@ -532,7 +550,7 @@ const batchNorm: Factory = (node, ctx) => {
       const x = req(i[0], node, 0);
       const hw = run(x);
       const C = x.shape[1]!;
-      const y = new Float32Array(x.data.length);
+      const y = zeros32(x.data.length);
       for (let k = 0; k < x.data.length; k++) {
         const c = Math.floor(k / hw) % C;
         y[k] = x.data[k]! * a[c]! + b[c]!;
@@ -544,7 +562,7 @@ const batchNorm: Factory = (node, ctx) => {
       const x = req(i[0], node, 0);
       const hw = run(x);
       const C = x.shape[1]!;
-      const g = new Float32Array(x.data.length);
+      const g = zeros32(x.data.length);
       for (let k = 0; k < g.length; k++) g[k] = dy.data[k]! * a[Math.floor(k / hw) % C]!;
       return [{ shape: [...x.shape], data: g }, null, null, null, null];
     },
@@ -576,7 +594,7 @@ const reduceMean: Factory = (node, ctx) => {
     forward(i) {
       const x = req(i[0], node, 0);
       plan(x);
-      const y = new Float32Array(size(kept));
+      const y = zeros32(size(kept));
       for (let k = 0; k < x.data.length; k++) y[idx[k]!]! += x.data[k]!;
       for (let k = 0; k < y.length; k++) y[k]! /= count;
       return { shape: [...kept], data: y };
@@ -585,7 +603,7 @@ const reduceMean: Factory = (node, ctx) => {
       if (!need[0]) return [null, null];
       const x = req(i[0], node, 0);
       plan(x);
-      const g = new Float32Array(x.data.length);
+      const g = zeros32(x.data.length);
       for (let k = 0; k < g.length; k++) g[k] = dy.data[idx[k]!]! / count;
       return [{ shape: [...x.shape], data: g }, null];
     },

@@ -15,6 +15,7 @@ import {
   type QuantGrid,
 } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
+import { BufferPool, scratch32 } from '../tensor/buffer-pool';
 import { rng } from '../random';
 import type { QuantParams } from '../quant/quantizer';
 import { intRange } from '../quant/quantizer';
@@ -121,19 +122,28 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
   const rand = rng(o.seed + 1);
   const trace: AdaRoundTrace[] = [];
   const every = Math.max(1, Math.floor(o.iters / 100));
-  let dYbuf = new Float32Array(0);
+  const pool = new BufferPool();
   const pace = cooperative(signal);
   for (let t = 0; t < o.iters; t++) {
     // let the worker (or Node) handle messages such as cancel, a few times a second
     await pace();
+    // one iteration's activations and gradients come from the pool and go back to it
+    const point = pool.run(() => iteration(t));
+    pool.reclaim();
+    if (t % every === 0 || t === o.iters - 1) {
+      trace.push(point);
+      onTrace?.(point);
+    }
+  }
+  function iteration(t: number): AdaRoundTrace {
     const idx = Array.from({ length: Math.min(o.batch, n) }, () => Math.floor(rand() * n));
     const x = gatherRows(inputs, idx);
     const target = gatherRows(targets, idx);
     const wSoft = adaroundForward(weight, v, grid);
     const y = layer.forward(x, wSoft);
-    // activation, loss and its gradient in one pass, into a buffer reused across iterations
+    // activation, loss and its gradient in one pass
     const scale = (2 * channels) / y.data.length;
-    if (dYbuf.length !== y.data.length) dYbuf = new Float32Array(y.data.length);
+    const dYbuf = scratch32(y.data.length);
     const [lo, hi] = activation === null ? [-Infinity, Infinity] : activation.kind === 'relu' ? [0, Infinity] : [activation.min, activation.max];
     const Y = y.data;
     const T = target.data;
@@ -157,11 +167,7 @@ export async function adaroundLayer(problem: AdaRoundProblem, options: Partial<A
       reg = o.lambda * adaroundRegForward(v, beta);
     }
     adam.step(dV.data);
-    if (t % every === 0 || t === o.iters - 1) {
-      const point = { iter: t, rec, reg, beta };
-      trace.push(point);
-      onTrace?.(point);
-    }
+    return { iter: t, rec, reg, beta };
   }
   return { codes: hardCodes(weight, v, grid), h: Float32Array.from(v.data, rectifiedSigmoid), trace };
 }

@@ -11,6 +11,7 @@ import { accumulateGram, finishHessian, inverseUpperFactor, matVec, weightedErro
 import type { ImageBatches } from '../data/batches';
 import { gridRuns, type Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
+import { BufferPool, scratch32 } from '../tensor/buffer-pool';
 import { rng } from '../random';
 import { cooperative, throwIfAborted, yieldToEventLoop, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
@@ -434,22 +435,28 @@ async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done
     const rand = rng(o.seed * 7919 + 31 + bi);
     const pace = cooperative(signal);
     let rec = 0;
+    const pool = new BufferPool();
     for (let t = 0; t < o.blockIters; t++) {
       await pace();
+      // one iteration's activations and gradients come from the pool and go back to it
+      rec = pool.run(() => iteration());
+      pool.reclaim();
+      if (t % Math.max(1, Math.floor(o.blockIters / 100)) === 0) emit({ type: 'loss', layer: `${block.id} (s, z)`, iter: t, rec, reg: 0, beta: null });
+    }
+    function iteration(): number {
       const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
       const x = gatherRows(xs, idx);
       const y = gatherRows(target, idx).data;
       const weights = slots.map(weightOf);
       const tape = program.forward(x, weights);
       const P = tape.output.data;
-      const grad = new Float32Array(P.length);
-      rec = 0;
+      const grad = scratch32(P.length);
+      let loss = 0;
       for (let i = 0; i < P.length; i++) {
         const e = P[i]! - y[i]!;
-        rec += e * e;
+        loss += e * e;
         grad[i] = (2 * e) / P.length;
       }
-      rec /= P.length;
       const g = program.backward(tape, weights, { shape: tape.output.shape, data: grad });
       slots.forEach((sl, k) => {
         const dW = g.weights[k];
@@ -465,7 +472,7 @@ async function refineFloatParts(input: DecoupleQInput, o: DecoupleQOptions, done
         sl.adamS.step(ds);
         sl.adamZ.step(dz);
       });
-      if (t % Math.max(1, Math.floor(o.blockIters / 100)) === 0) emit({ type: 'loss', layer: `${block.id} (s, z)`, iter: t, rec, reg: 0, beta: null });
+      return loss / P.length;
     }
     program.slots.forEach((slot, k) => {
       const i = byLayer.get(slot.layer.name)!;

@@ -9,6 +9,7 @@ import { weightGranularity, type GroupSize } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { gridRuns, type Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
+import { BufferPool, scratch32 } from '../tensor/buffer-pool';
 import { rng } from '../random';
 import { cooperative, throwIfAborted, type Emit } from '../events';
 import { BlockProgram } from '../engine/block-program';
@@ -175,8 +176,18 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
   const rand = rng(o.seed * 7919 + 17);
   const every = Math.max(1, Math.floor(o.iters / 100));
   const pace = cooperative(signal);
+  const pool = new BufferPool();
   for (let t = 0; t < o.iters; t++) {
     await pace();
+    // one iteration's activations and gradients come from the pool and go back to it
+    const rec = pool.run(() => iteration(t));
+    pool.reclaim();
+    if (t % every === 0 || t === o.iters - 1) {
+      emit({ type: 'progress', stage: 'quantize', done: t + 1, total: o.iters });
+      emit({ type: 'loss', layer: 'network', iter: t, rec, reg: 0, beta: tauAt(t, o) });
+    }
+  }
+  function iteration(t: number): number {
     const tau = tauAt(t, o);
     const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
     const x = gatherRows(xs, idx);
@@ -190,7 +201,7 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
       const target = gatherRows(cache.get(tap)!, idx);
       const channels = pred.shape[1] ?? 1;
       const k = channels / pred.data.length;
-      const g = new Float32Array(pred.data.length);
+      const g = scratch32(pred.data.length);
       for (let i = 0; i < g.length; i++) {
         const e = pred.data[i]! - target.data[i]!;
         rec += k * e * e;
@@ -208,10 +219,7 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
       adam.step([grads.steps.get(tensor) ?? 0]);
       quantizers.get(tensor)!.scale[0] = Math.max(quantizers.get(tensor)!.scale[0]!, 1e-8);
     }
-    if (t % every === 0 || t === o.iters - 1) {
-      emit({ type: 'progress', stage: 'quantize', done: t + 1, total: o.iters });
-      emit({ type: 'loss', layer: 'network', iter: t, rec, reg: 0, beta: tau });
-    }
+    return rec;
   }
   const weights = program.slots.map((slot, k): QuantizedWeight => {
     const r = roundings[k]!;

@@ -9,6 +9,7 @@ import { channelsFirst } from '../quant/weight-layout';
 import { weightGranularity, type GroupSize } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { adaroundBackward, adaroundForward, adaroundInit, adaroundRegBackward, adaroundRegForward, rectifiedSigmoid, type Nd, type QuantGrid } from '../backends/cpu/reference';
+import { BufferPool, zeros32 } from '../tensor/buffer-pool';
 import { Adam } from '../optim/adam';
 import { rng } from '../random';
 import { cooperative, throwIfAborted, type Emit } from '../events';
@@ -135,13 +136,23 @@ function reconstructionLoss(pred: Nd, target: Nd, p: number, grad: Float32Array,
   const T = target.data;
   const k = channels / P.length;
   let acc = 0;
-  for (let i = 0; i < P.length; i++) {
-    const e = P[i]! - T[i]!;
-    if (p === 2) {
-      const f = weight ? weight[i]! : 1;
+  // one loop per case: the per-element tests of a shared loop cost as much as the arithmetic
+  if (p === 2 && weight) {
+    for (let i = 0; i < P.length; i++) {
+      const e = P[i]! - T[i]!;
+      const f = weight[i]!;
       acc += f * e * e;
       grad[i] = 2 * k * f * e;
-    } else {
+    }
+  } else if (p === 2) {
+    for (let i = 0; i < P.length; i++) {
+      const e = P[i]! - T[i]!;
+      acc += e * e;
+      grad[i] = 2 * k * e;
+    }
+  } else {
+    for (let i = 0; i < P.length; i++) {
+      const e = P[i]! - T[i]!;
       const a = Math.abs(e);
       acc += a ** p;
       grad[i] = e === 0 ? 0 : k * p * a ** (p - 1) * Math.sign(e);
@@ -314,8 +325,16 @@ export async function reconstructWeights(
       const drop = joint ? { keep: o.keep, rand } : null;
       const pace = cooperative(signal);
       const every = Math.max(1, Math.floor(o.iters / 100));
+      const pool = new BufferPool();
       for (let t = 0; t < o.iters; t++) {
         await pace();
+        // one iteration's activations and gradients come from the pool and go back to it
+        const { rec, reg, beta } = pool.run(() => iteration(t));
+        pool.reclaim();
+        last = rec;
+        if (t % every === 0 || t === o.iters - 1) report(t, rec, reg, beta);
+      }
+      function iteration(t: number): { rec: number; reg: number; beta: number | null } {
         const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
         const x = gatherBatch(quantIn, idx, xBuf);
         if (floatIn) {
@@ -333,7 +352,7 @@ export async function reconstructWeights(
         slots.forEach((s, k) => {
           if (!s.v) return;
           const dW = g.weights[k];
-          const dV = dW ? adaroundBackward(s.weight, s.v, s.grid, dW).data : new Float32Array(s.v.data.length);
+          const dV = dW ? adaroundBackward(s.weight, s.v, s.grid, dW).data : zeros32(s.v.data.length);
           if (beta !== null) {
             const dR = adaroundRegBackward(s.v, beta, o.lambda).data;
             for (let i = 0; i < dV.length; i++) dV[i]! += dR[i]!;
@@ -346,8 +365,7 @@ export async function reconstructWeights(
           adam.step([g.steps.get(tensor) ?? 0]);
           quantizers!.get(tensor)!.scale[0] = Math.max(quantizers!.get(tensor)!.scale[0]!, 1e-8);
         }
-        last = rec;
-        if (t % every === 0 || t === o.iters - 1) report(t, rec, reg, beta);
+        return { rec, reg, beta };
       }
     }
 
@@ -410,17 +428,21 @@ export async function learnActivationSteps(
     const adams = new Map([...quantizers].map(([t, q]) => [t, new Adam(q.scale, { lr: o.actLr })]));
     const pace = cooperative(signal);
     const every = Math.max(1, Math.floor(o.actIters / 100));
+    const pool = new BufferPool();
     for (let t = 0; t < o.actIters; t++) {
       await pace();
       const idx = Array.from({ length: bs }, () => Math.floor(rand() * n));
       const x = gatherBatch(inputs, idx, xBuf);
       const y = gatherBatch(target, idx, tBuf);
-      const tape = program.forward(x, hard, { quantizers });
-      const rec = reconstructionLoss(tape.output, y, o.actP, grad);
-      const g = program.backward(tape, hard, { shape: tape.output.shape, data: grad }, { quantizers });
+      const { rec, steps } = pool.run(() => {
+        const tape = program.forward(x, hard, { quantizers });
+        const loss = reconstructionLoss(tape.output, y, o.actP, grad);
+        return { rec: loss, steps: program.backward(tape, hard, { shape: tape.output.shape, data: grad }, { quantizers }).steps };
+      });
+      pool.reclaim();
       for (const [tensor, adam] of adams) {
         adam.lr = cosineLr(o.actLr, t, o.actIters);
-        adam.step([g.steps.get(tensor) ?? 0]);
+        adam.step([steps.get(tensor) ?? 0]);
         quantizers.get(tensor)!.scale[0] = Math.max(quantizers.get(tensor)!.scale[0]!, 1e-8);
       }
       if (t % every === 0 || t === o.actIters - 1) {

@@ -1,4 +1,5 @@
 import type { ModelProto } from '../onnx/schema';
+import { scratch32 } from '../tensor/buffer-pool';
 import { DataType } from '../onnx/schema';
 import type { ImageBatches } from '../data/batches';
 import { encodeModel } from '../onnx/codec';
@@ -157,7 +158,7 @@ export function concatBatches(parts: readonly { readonly shape: readonly number[
 /** Rows `idx` of a cache (a reconstruction batch), into `into` when given. */
 export function gatherRows(t: Captured, idx: readonly number[], into?: Float32Array): { shape: number[]; data: Float32Array } {
   const per = t.data.length / t.shape[0]!;
-  const out = into ?? new Float32Array(idx.length * per);
+  const out = into ?? scratch32(idx.length * per);
   idx.forEach((i, k) => out.set(t.data.subarray(i * per, (i + 1) * per), k * per));
   return { shape: [idx.length, ...t.shape.slice(1)], data: out };
 }

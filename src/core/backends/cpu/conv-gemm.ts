@@ -1,5 +1,6 @@
 import type { ConvPass, ConvShape, Gemm } from './wasm/gemm';
 import type { Conv2dAttrs, Nd } from './reference';
+import { copy32 } from '../../tensor/buffer-pool';
 
 /**
  * A convolution layer on the WebAssembly kernels: forward, input gradient and weight gradient,
@@ -58,9 +59,9 @@ export class GemmConv {
     const out = pass === 'forward' ? at.y : pass === 'inputGrad' ? at.dx : at.dw;
     g.conv2dPtr(pass, s, { x: at.x, w: at.w, bias, dy: at.dy, out });
     // views only after the call: the convolution's scratch may have grown the memory
-    if (pass === 'forward') return { shape: yShape, data: g.f32(at.y, yShape.reduce((a, b) => a * b, 1)).slice() };
-    if (pass === 'inputGrad') return { shape: [...x.shape], data: g.f32(at.dx, x.data.length).slice() };
-    return { shape: [...w.shape], data: g.f32(at.dw, w.data.length).slice() };
+    if (pass === 'forward') return { shape: yShape, data: copy32(g.f32(at.y, yShape.reduce((a, b) => a * b, 1))) };
+    if (pass === 'inputGrad') return { shape: [...x.shape], data: copy32(g.f32(at.dx, x.data.length)) };
+    return { shape: [...w.shape], data: copy32(g.f32(at.dw, w.data.length)) };
   }
 
   /** y = conv(x, w) + bias. */

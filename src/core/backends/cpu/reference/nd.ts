@@ -1,4 +1,5 @@
 import { size } from '../../../tensor/tensor';
+import { scratch32, zeros32 } from '../../../tensor/buffer-pool';
 
 /**
  * Every reference kernel is generic over its element type. Float32 is what the engine runs; float64
@@ -13,9 +14,14 @@ export interface Nd<D extends Floats = Float32Array> {
   readonly data: D;
 }
 
-/** A zeroed array of the same element type as `like`. */
+/** A zeroed array of the same element type as `like` (float32 from the active buffer pool, if any). */
 export function alloc<D extends Floats>(like: D, n: number): D {
-  return (like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n)) as D;
+  return (like instanceof Float64Array ? new Float64Array(n) : zeros32(n)) as D;
+}
+
+/** Like `alloc`, for an output the caller writes in full: a pooled buffer is not cleared first. */
+export function allocOut<D extends Floats>(like: D, n: number): D {
+  return (like instanceof Float64Array ? new Float64Array(n) : scratch32(n)) as D;
 }
 
 export function nd<D extends Floats>(shape: readonly number[], data: D): Nd<D> {
