@@ -98,7 +98,11 @@ export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signa
       },
       signal,
     );
-    emit({ type: 'info', message: `AdaRound ${layer.name}: ${params.bits}-bit, final reconstruction loss ${last.toPrecision(3)}` });
+    // the same measure BRECQ logs per block: rounding variables settled at |2h − 1| > 0.99
+    let settled = 0;
+    for (const h of result.h) if (Math.abs(2 * h - 1) > 0.99) settled++;
+    const decided = result.h.length ? (100 * settled) / result.h.length : 100;
+    emit({ type: 'info', message: `AdaRound ${layer.name}: ${params.bits}-bit, final reconstruction loss ${last.toPrecision(3)}, rounding decided for ${decided.toFixed(1)}% of weights` });
     done.push({ layer, codes: w.back(result.codes), params: onAxis(params, layer.channelAxis) });
   }
   return done;

@@ -230,6 +230,29 @@ async function fisherWeights(input: ReconstructionInput, block: Block, program: 
   return weightsOut!;
 }
 
+/** Mean, largest and 99th percentile of a weight cache, so a log shows how far from 1 the weighting is. */
+function describeSpread(c: RowCache): string {
+  const n = c.shape[0]!;
+  let sum = 0;
+  let max = -Infinity;
+  let count = 0;
+  const sample: number[] = [];
+  for (let start = 0; start < n; start += 32) {
+    const rows = c.rows(start, Math.min(n, start + 32));
+    for (let i = 0; i < rows.length; i++) {
+      const v = rows[i]!;
+      sum += v;
+      if (v > max) max = v;
+      // every 97th value: enough for a percentile, a bounded array for any model
+      if ((count + i) % 97 === 0) sample.push(v);
+    }
+    count += rows.length;
+  }
+  sample.sort((a, b) => a - b);
+  const p99 = sample[Math.min(sample.length - 1, Math.floor(0.99 * sample.length))] ?? 1;
+  return `mean ${(sum / count).toFixed(6)}, 99th percentile ${p99.toFixed(6)}, largest ${max.toFixed(6)}`;
+}
+
 function softmaxRow(x: Float32Array, at: number, n: number): Float64Array {
   let m = -Infinity;
   for (let i = 0; i < n; i++) m = Math.max(m, x[at + i]!);
@@ -306,6 +329,7 @@ export async function reconstructWeights(
     const floatIn = joint ? fp.get(block.input)! : null;
 
     const fisher = o.fisher && learned ? await fisherWeights(input, block, program, slots.map((sl) => sl.weight), quantIn, signal) : null;
+    if (fisher) emit({ type: 'info', message: `BRECQ ${block.id}: Fisher weights (|g| + 1)² ${describeSpread(fisher)}` });
     const report = (t: number, rec: number, reg: number, beta: number | null) => {
       emit({ type: 'progress', stage: 'quantize', done: bi * o.iters + t + 1, total: work.length * o.iters });
       emit({ type: 'loss', layer: block.id, iter: t, rec, reg, beta });
