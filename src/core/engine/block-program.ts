@@ -4,8 +4,8 @@ import { GraphIndex } from '../graph/graph-index';
 import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { channelsFirst } from '../quant/weight-layout';
-import type { Nd } from '../backends/cpu/reference';
-import { kernelFor, UnsupportedOpError, type Kernel } from './kernels';
+import { clampBackwardFromOutput, clampForward, type Clamp, type Nd } from '../backends/cpu/reference';
+import { fusableClamp, kernelFor, UnsupportedOpError, type ConvKernel, type Kernel } from './kernels';
 import type { ConvFactory } from './conv-engine';
 import { copy32 } from '../tensor/buffer-pool';
 import { actQuantBackward, actQuantForward, type ActQuantizer, type DropMask } from './act-quant';
@@ -25,6 +25,12 @@ interface Step {
   /** Per input: a tensor name computed in the block, a slot index, a constant, or nothing. */
   readonly inputs: readonly ({ kind: 'value'; name: string } | { kind: 'slot'; slot: number } | { kind: 'const'; value: Nd } | null)[];
   readonly output: string;
+  /**
+   * A convolution and the ReLU/Clip that alone reads its output, run as one step: `output` is the
+   * activation's, `inner` the convolution's, which exists only when the step runs unfused (an
+   * activation quantizer on `inner` asks for it).
+   */
+  readonly fused?: { readonly conv: ConvKernel; readonly clamp: Clamp; readonly inner: string };
 }
 
 /** What one forward pass recorded, for the backward pass. */
@@ -91,8 +97,12 @@ export class BlockProgram {
     }
     const produced = new Set<string>([block.input]);
     const steps: Step[] = [];
+    const readers = new Map<string, NodeProto[]>();
+    for (const n of model.graph!.node ?? []) for (const i of n.input ?? []) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+    const graphOutputs = new Set((model.graph!.output ?? []).map((o) => o.name));
+    const absorbed = new Set<NodeProto>();
     for (const node of nodes) {
-      if (node.opType === 'Constant') continue;
+      if (node.opType === 'Constant' || absorbed.has(node)) continue;
       const inputs = (node.input ?? []).map((name, i) => {
         if (!name) return null;
         const slot = slotOf.get(name);
@@ -112,7 +122,12 @@ export class BlockProgram {
       const output = node.output?.[0];
       if (!output) throw new Error(`node "${node.name}" has no output`);
       for (const o of node.output ?? []) if (o) produced.add(o);
-      steps.push({ node, kernel, inputs, output });
+      const act = node.opType === 'Conv' && output !== block.output && !graphOutputs.has(output) ? fusableActivation(readers.get(output) ?? [], inBlock, index) : null;
+      if (act) {
+        absorbed.add(act.node);
+        for (const o of act.node.output ?? []) if (o) produced.add(o);
+        steps.push({ node, kernel, inputs, output: act.node.output![0]!, fused: { conv: kernel as ConvKernel, clamp: act.clamp, inner: output } });
+      } else steps.push({ node, kernel, inputs, output });
     }
     if (!produced.has(block.output)) throw new Error(`block "${block.id}": its output "${block.output}" is not computed by its nodes`);
     return new BlockProgram(block, slots, produced, steps);
@@ -129,8 +144,14 @@ export class BlockProgram {
       return r.y;
     };
     for (const step of this.steps) {
-      const y = step.kernel.forward(step.inputs.map((s) => this.resolve(s, values, weights)));
-      values.set(step.output, quantize(step.output, y));
+      const inputs = step.inputs.map((s) => this.resolve(s, values, weights));
+      if (step.fused && options.quantizers?.has(step.fused.inner)) {
+        // the convolution's own output is quantized: it has to exist, so the pair runs as two ops
+        const z = quantize(step.fused.inner, step.kernel.forward(inputs));
+        values.set(step.fused.inner, z);
+        values.set(step.output, quantize(step.output, clampForward(z, step.fused.clamp)));
+      } else if (step.fused) values.set(step.output, quantize(step.output, step.fused.conv.forwardFused(inputs, step.fused.clamp)));
+      else values.set(step.output, quantize(step.output, step.kernel.forward(inputs)));
     }
     return { values, preQuant, output: values.get(this.block.output)! };
   }
@@ -147,6 +168,7 @@ export class BlockProgram {
     // losses on inner tensors (NWQ's activation regularisation) enter where those tensors are made
     for (const [name, g] of options.seeds ?? []) {
       if (!this.produced.has(name) || name === this.block.input) throw new Error(`a loss on "${name}", which block "${this.block.id}" does not compute`);
+      if (!tape.values.has(name)) throw new Error(`a loss on "${name}", a convolution's output that block "${this.block.id}" fuses with its activation; put the loss on the activation's output`);
       const prev = grads.get(name);
       if (prev) for (let i = 0; i < g.length; i++) prev[i]! += g[i]!;
       else grads.set(name, copy32(g));
@@ -175,7 +197,15 @@ export class BlockProgram {
       // the block input is data, not a parameter: no gradient flows out of the block
       const need = step.inputs.map((s) => (s?.kind === 'slot' && !options.inputOnly) || (s?.kind === 'value' && (s.name !== this.block.input || options.inputOnly === true)));
       const out = tape.values.get(step.output)!;
-      const d = step.kernel.backward(inputs, tape.preQuant.get(step.output)?.x ?? out, { shape: out.shape, data: dy }, need);
+      const pre = tape.preQuant.get(step.output)?.x ?? out;
+      let d: (Nd | null)[];
+      if (step.fused && !tape.values.has(step.fused.inner)) d = step.fused.conv.backwardFused(inputs, pre, { shape: out.shape, data: dy }, need, step.fused.clamp);
+      else if (step.fused) {
+        // the unfused pair of forward(): through the activation, then the quantizer on the conv's output
+        const z = tape.values.get(step.fused.inner)!;
+        const dz = throughQuantizer(step.fused.inner, clampBackwardFromOutput(pre, { shape: out.shape, data: dy }, step.fused.clamp).data);
+        d = step.kernel.backward(inputs, tape.preQuant.get(step.fused.inner)?.x ?? z, { shape: z.shape, data: dz }, need);
+      } else d = step.kernel.backward(inputs, pre, { shape: out.shape, data: dy }, need);
       // this step's output gradient is complete and read by no one after it, so the first input a
       // kernel hands it back to (Add, Identity, Reshape return dy itself) may keep it; later ones copy
       let handedOn = false;
@@ -217,4 +247,20 @@ function constantNd(t: NonNullable<ReturnType<GraphIndex['constant']>>, node: No
   } catch (e) {
     throw new UnsupportedOpError(`node "${node.name}" (${node.opType}): constant input ${i} cannot be read: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The activation a convolution's output may be fused with: the output's only reader, inside the
+ * block, a ReLU or a Clip with constant bounds.
+ */
+function fusableActivation(readers: readonly NodeProto[], inBlock: ReadonlySet<string>, index: GraphIndex): { node: NodeProto; clamp: Clamp } | null {
+  if (readers.length !== 1) return null;
+  const node = readers[0]!;
+  if (!inBlock.has(node.name || node.output?.[0] || '')) return null;
+  const clamp = fusableClamp(node, (i) => {
+    const name = node.input?.[i];
+    const c = name ? index.constant(name) : null;
+    return c ? { shape: (c.dims ?? []).map(Number), data: tensorToFloat32(c) } : null;
+  });
+  return clamp ? { node, clamp } : null;
 }

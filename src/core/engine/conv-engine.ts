@@ -1,4 +1,4 @@
-import { conv2dBackward, conv2dForward, type Conv2dAttrs, type Nd } from '../backends/cpu/reference';
+import { clampBackwardFromOutput, clampForward, conv2dBackward, conv2dForward, type Clamp, type Conv2dAttrs, type Nd } from '../backends/cpu/reference';
 import { GemmConv } from '../backends/cpu/conv-gemm';
 import { createGemm, type Gemm } from '../backends/cpu/wasm/gemm';
 
@@ -7,18 +7,28 @@ export type Threads = number | 'auto';
 
 /** A convolution with both gradients: what a reconstructed block needs of each Conv node. */
 export interface ConvEngine {
-  forward(x: Nd, w: Nd): Nd;
-  inputGrad(x: Nd, w: Nd, dy: Nd): Nd;
-  weightGrad(x: Nd, w: Nd, dy: Nd): Nd;
+  /** conv(x, w) + bias, through the fused activation when `act` is given. */
+  forward(x: Nd, w: Nd, act?: Clamp): Nd;
+  /**
+   * Both gradients from one dy, each when asked for. With a fused activation, dy is the gradient at
+   * the activation's output `act.y` (what the forward returned), masked to the clamp's range first.
+   */
+  backward(x: Nd, w: Nd, dy: Nd, need: { readonly dx: boolean; readonly dw: boolean }, act?: { readonly clamp: Clamp; readonly y: Nd }): { dx: Nd | null; dw: Nd | null };
 }
 
 export type ConvFactory = (attrs: Conv2dAttrs, bias: Nd | null) => ConvEngine;
 
 /** The plain TypeScript kernels: for tests, and the oracle the fast path is checked against. */
 export const referenceConv: ConvFactory = (attrs, bias) => ({
-  forward: (x, w) => conv2dForward(x, w, bias, attrs),
-  inputGrad: (x, w, dy) => conv2dBackward(x, w, dy, attrs).dx,
-  weightGrad: (x, w, dy) => conv2dBackward(x, w, dy, attrs).dw,
+  forward: (x, w, act) => {
+    const y = conv2dForward(x, w, bias, attrs);
+    return act ? clampForward(y, act) : y;
+  },
+  backward: (x, w, dy, need, act) => {
+    const g = act ? clampBackwardFromOutput(act.y, dy, act.clamp) : dy;
+    const { dx, dw } = conv2dBackward(x, w, g, attrs);
+    return { dx: need.dx ? dx : null, dw: need.dw ? dw : null };
+  },
 });
 
 /**

@@ -21,6 +21,7 @@ import {
   reluForward,
   sigmoidBackward,
   sigmoidForward,
+  type Clamp,
   type Conv2dAttrs,
   type Nd,
   type Pool2dAttrs,
@@ -170,7 +171,18 @@ function require2d(node: NodeProto, x: Nd): void {
   if (x.shape.length !== 4) throw new UnsupportedOpError(`node "${node.name}" (${node.opType}): only 2-D (N×C×H×W) inputs are supported inside a reconstructed block, got [${x.shape.join(', ')}]`);
 }
 
-const conv: Factory = (node, ctx) => {
+/**
+ * A Conv kernel that can also run with the activation after it fused (BlockProgram decides when):
+ * the activation is applied in the convolution's own memory on the way out, and its gradient
+ * masks dy on the way in, so the pre-activation tensor is never materialised.
+ */
+export interface ConvKernel extends Kernel {
+  forwardFused(inputs: readonly (Nd | null)[], act: Clamp): Nd;
+  /** `y` is what forwardFused returned; dy is the gradient there. */
+  backwardFused(inputs: readonly (Nd | null)[], y: Nd, dy: Nd, need: readonly boolean[], act: Clamp): (Nd | null)[];
+}
+
+export function convKernel(node: NodeProto, ctx: KernelContext): ConvKernel {
   const bias = ctx.constant(2);
   const wConst = ctx.constant(1);
   let key = '';
@@ -187,20 +199,36 @@ const conv: Factory = (node, ctx) => {
     }
     return engine;
   };
-  return {
-    forward(i) {
-      const x = req(i[0], node, 0);
-      const w = i[1] ?? wConst;
-      return engineFor(x, req(w, node, 1)).forward(x, req(w, node, 1));
-    },
-    backward(i, _y, dy, need) {
-      const x = req(i[0], node, 0);
-      const w = req(i[1] ?? wConst, node, 1);
-      const e = engineFor(x, w);
-      return [need[0] ? e.inputGrad(x, w, dy) : null, need[1] ? e.weightGrad(x, w, dy) : null, null];
-    },
+  const forward = (i: readonly (Nd | null)[], act?: Clamp): Nd => {
+    const x = req(i[0], node, 0);
+    const w = req(i[1] ?? wConst, node, 1);
+    return engineFor(x, w).forward(x, w, act);
   };
-};
+  const backward = (i: readonly (Nd | null)[], dy: Nd, need: readonly boolean[], act?: { clamp: Clamp; y: Nd }): (Nd | null)[] => {
+    const x = req(i[0], node, 0);
+    const w = req(i[1] ?? wConst, node, 1);
+    const { dx, dw } = engineFor(x, w).backward(x, w, dy, { dx: need[0] === true, dw: need[1] === true }, act);
+    return [dx, dw, null];
+  };
+  return {
+    forward: (i) => forward(i),
+    backward: (i, _y, dy, need) => backward(i, dy, need),
+    forwardFused: (i, act) => forward(i, act),
+    backwardFused: (i, y, dy, need, act) => backward(i, dy, need, { clamp: act, y }),
+  };
+}
+
+/** The clamp a Relu or a constant-bound Clip node computes, or null for any other node (not fusable). */
+export function fusableClamp(node: NodeProto, constant: (i: number) => Nd | null): Clamp | null {
+  if (node.opType === 'Relu') return { lo: 0, hi: Infinity };
+  if (node.opType !== 'Clip') return null;
+  try {
+    const [lo, hi] = clipBounds(node, { constant, conv: () => { throw new Error('unused'); } });
+    return { lo, hi };
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Gemm and MatMul as a linear layer y = x·Wᵀ·α + β·c, with W in [out, in] form: the engine hands
@@ -616,7 +644,7 @@ const identity: Factory = (node) => ({
 });
 
 const FACTORIES: Record<string, Factory> = {
-  Conv: conv,
+  Conv: convKernel,
   Gemm: gemm,
   MatMul: matmul,
   Relu: unary(reluForward, reluBackward),

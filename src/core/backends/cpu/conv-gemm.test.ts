@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GemmConv } from './conv-gemm';
 import { createGemm, type Gemm } from './wasm/gemm';
 import { firstBitDifference } from './wasm/testing/gemm-cases';
-import { conv2dAttrs, conv2dBackward, conv2dForward, type Conv2dAttrs, type Nd } from './reference';
+import { clampBackwardFromOutput, clipBackward, conv2dAttrs, conv2dBackward, conv2dForward, reluForward, clipForward, type Conv2dAttrs, type Nd } from './reference';
 import { randn, rng } from '../../random';
 
 /*
@@ -143,6 +143,43 @@ describe('GemmConv results do not depend on the thread count', () => {
       });
       for (let t = 1; t < results.length; t++) {
         for (let pass = 0; pass < 3; pass++) expect(firstBitDifference(results[t]![pass]!, results[0]![pass]!), `threads ${counts[t]}, pass ${pass}`).toBe(-1);
+      }
+    });
+  }
+});
+
+describe('GemmConv with its activation fused', () => {
+  // ReLU and ReLU6 applied in wasm memory, on 1 and 3 threads (the sweep splits the tensor)
+  const cases: [string, number, { lo: number; hi: number }][] = [
+    ['ReLU, 1 thread', 1, { lo: 0, hi: Infinity }],
+    ['ReLU, 3 threads', 3, { lo: 0, hi: Infinity }],
+    ['ReLU6, 3 threads', 3, { lo: 0, hi: 6 }],
+    // Clip's bounds are tensors of the input's type in ONNX: float32 values
+    ['Clip(−0.5, 0.7), 2 threads', 2, { lo: -0.5, hi: Math.fround(0.7) }],
+  ];
+  for (const [name, threads, clamp] of cases) {
+    it(`${name}: the fused forward and backward equal the separate passes bit for bit`, async () => {
+      const gemm = await createGemm({ threads, parallelMinFlops: 0 });
+      try {
+        // 5·9·13·11 = 6,435 outputs: not a multiple of 16, so the threads' shares end mid-run
+        const { attrs, x, w, b } = problem(['', [5, 4, 13, 11], [9, 4, 3, 3], { pads: [1, 1, 1, 1] }]);
+        const conv = new GemmConv(gemm, attrs, b);
+        const z = conv.forward(x, w);
+        const separate = clamp.hi === Infinity ? reluForward(z) : clipForward(z, clamp.lo, clamp.hi);
+        const y = conv.forward(x, w, clamp);
+        expect(firstBitDifference(y.data, separate.data)).toBe(-1);
+        const dy: Nd = { shape: y.shape, data: randn(y.data.length, rng(9)) };
+        const dz = clipBackward(z, dy, clamp.lo, clamp.hi);
+        // the mask from the output is the mask from the input
+        expect(firstBitDifference(clampBackwardFromOutput(y, dy, clamp).data, dz.data)).toBe(-1);
+        const fused = conv.backward(x, w, dy, { dx: true, dw: true }, { clamp, y });
+        expect(firstBitDifference(fused.dx!.data, conv.inputGrad(x, w, dz).data)).toBe(-1);
+        expect(firstBitDifference(fused.dw!.data, conv.weightGrad(x, w, dz).data)).toBe(-1);
+        // some outputs are clamped at each end, so the masks are exercised
+        expect(separate.data.some((v) => v === clamp.lo)).toBe(true);
+        if (clamp.hi !== Infinity) expect(separate.data.some((v) => v === clamp.hi)).toBe(true);
+      } finally {
+        gemm.dispose();
       }
     });
   }

@@ -1,5 +1,6 @@
-import type { ConvPass, ConvShape, Gemm } from './wasm/gemm';
+import type { ConvShape, Gemm } from './wasm/gemm';
 import type { Conv2dAttrs, Nd } from './reference';
+import type { Clamp } from './reference/elementwise';
 import { copy32 } from '../../tensor/buffer-pool';
 
 /**
@@ -43,39 +44,65 @@ export class GemmConv {
     return { at: this.layout, Ho, Wo, K };
   }
 
-  private run(pass: ConvPass, x: Nd, w: Nd, dy: Nd | null): Nd {
+  private checkDy(s: ConvShape, Ho: number, Wo: number, K: number, dy: Nd): void {
+    const yShape = [s.input[0], K, Ho, Wo];
+    if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== yShape[i])) {
+      throw new Error(`conv backward: dy is [${dy.shape.join(', ')}], expected [${yShape.join(', ')}]`);
+    }
+  }
+
+  /** y = conv(x, w) + bias, then the activation when one is fused (`act`). */
+  forward(x: Nd, w: Nd, act?: Clamp): Nd {
     const s = this.shape(x, w);
     const { at, Ho, Wo, K } = this.buffers(s);
     const g = this.gemm;
     const yShape = [s.input[0], K, Ho, Wo];
-    if (dy && (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== yShape[i]))) {
-      throw new Error(`conv backward: dy is [${dy.shape.join(', ')}], expected [${yShape.join(', ')}]`);
-    }
-    if (pass !== 'inputGrad') g.f32(at.x, x.data.length).set(x.data);
-    if (pass !== 'weightGrad') g.f32(at.w, w.data.length).set(w.data);
-    if (dy) g.f32(at.dy, dy.data.length).set(dy.data);
-    const bias = pass === 'forward' && this.bias ? at.bias : 0;
-    if (bias) g.f32(at.bias, K).set(this.bias!.data.subarray(0, K));
-    const out = pass === 'forward' ? at.y : pass === 'inputGrad' ? at.dx : at.dw;
-    g.conv2dPtr(pass, s, { x: at.x, w: at.w, bias, dy: at.dy, out });
-    // views only after the call: the convolution's scratch may have grown the memory
-    if (pass === 'forward') return { shape: yShape, data: copy32(g.f32(at.y, yShape.reduce((a, b) => a * b, 1))) };
-    if (pass === 'inputGrad') return { shape: [...x.shape], data: copy32(g.f32(at.dx, x.data.length)) };
-    return { shape: [...w.shape], data: copy32(g.f32(at.dw, w.data.length)) };
+    const yLen = yShape.reduce((a, b) => a * b, 1);
+    g.f32(at.x, x.data.length).set(x.data);
+    g.f32(at.w, w.data.length).set(w.data);
+    if (this.bias) g.f32(at.bias, K).set(this.bias.data.subarray(0, K));
+    g.conv2dPtr('forward', s, { x: at.x, w: at.w, bias: this.bias ? at.bias : 0, out: at.y });
+    if (act) g.clampPtr(at.y, yLen, act.lo, act.hi);
+    // views only after the calls: the convolution's scratch may have grown the memory
+    return { shape: yShape, data: copy32(g.f32(at.y, yLen)) };
   }
 
-  /** y = conv(x, w) + bias. */
-  forward(x: Nd, w: Nd): Nd {
-    return this.run('forward', x, w, null);
+  /**
+   * Both gradients from one copy of dy, each when asked for. With a fused activation, dy is the
+   * gradient at the activation's output `act.y` and is masked to the clamp's open range first.
+   */
+  backward(x: Nd, w: Nd, dy: Nd, need: { readonly dx: boolean; readonly dw: boolean }, act?: { readonly clamp: Clamp; readonly y: Nd }): { dx: Nd | null; dw: Nd | null } {
+    const s = this.shape(x, w);
+    const { at, Ho, Wo, K } = this.buffers(s);
+    this.checkDy(s, Ho, Wo, K, dy);
+    const g = this.gemm;
+    g.f32(at.dy, dy.data.length).set(dy.data);
+    if (act) {
+      g.f32(at.y, act.y.data.length).set(act.y.data);
+      g.clampGradPtr(at.dy, at.y, dy.data.length, act.clamp.lo, act.clamp.hi);
+    }
+    let dx: Nd | null = null;
+    let dw: Nd | null = null;
+    if (need.dx) {
+      g.f32(at.w, w.data.length).set(w.data);
+      g.conv2dPtr('inputGrad', s, { w: at.w, dy: at.dy, out: at.dx });
+      dx = { shape: [...x.shape], data: copy32(g.f32(at.dx, x.data.length)) };
+    }
+    if (need.dw) {
+      g.f32(at.x, x.data.length).set(x.data);
+      g.conv2dPtr('weightGrad', s, { x: at.x, dy: at.dy, out: at.dw });
+      dw = { shape: [...w.shape], data: copy32(g.f32(at.dw, w.data.length)) };
+    }
+    return { dx, dw };
   }
 
   /** dL/dW = dY' · colᵀ, with dY' the output gradient as [K, B·HoWo] (per group). */
   weightGrad(x: Nd, w: Nd, dy: Nd): Nd {
-    return this.run('weightGrad', x, w, dy);
+    return this.backward(x, w, dy, { dx: false, dw: true }).dw!;
   }
 
   /** dL/dX = col2im(Wᵀ · dY') (per group); x only gives the input shape. */
   inputGrad(x: Nd, w: Nd, dy: Nd): Nd {
-    return this.run('inputGrad', x, w, dy);
+    return this.backward(x, w, dy, { dx: true, dw: false }).dx!;
   }
 }

@@ -73,6 +73,34 @@ export function reluBackward<D extends Floats>(x: Nd<D>, dy: Nd<D>): Nd<D> {
   return { shape: [...x.shape], data: dx };
 }
 
+/**
+ * ReLU (0, +∞), ReLU6 (0, 6) or any Clip with constant bounds: y = min(max(x, lo), hi). What a
+ * convolution can have fused. The bounds are float32 values, as ONNX's Clip bounds are tensors of
+ * the input's type; the gradient mask read from the output relies on it.
+ */
+export interface Clamp {
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** A clamp applied as its own pass: ReLU through the branch-free kernel, other ranges through Clip. */
+export function clampForward(x: Nd, c: Clamp): Nd {
+  return c.lo === 0 && c.hi === Infinity ? reluForward(x) : clipForward(x, c.lo, c.hi);
+}
+
+/** The clamp's gradient from its *output* y: dy where lo < y < hi (exactly where lo < x < hi), else 0. */
+export function clampBackwardFromOutput(y: Nd, dy: Nd, c: Clamp): Nd {
+  assertSameShape(y, dy, 'clamp');
+  const Y = y.data;
+  const DY = dy.data;
+  const dx = allocOut(Y, Y.length);
+  for (let i = 0; i < Y.length; i++) {
+    const v = Y[i]!;
+    dx[i] = v > c.lo && v < c.hi ? DY[i]! : 0;
+  }
+  return { shape: [...y.shape], data: dx };
+}
+
 /** ONNX Clip with constant bounds; ReLU6 is clip(0, 6). */
 export function clipForward<D extends Floats>(x: Nd<D>, min: number, max: number): Nd<D> {
   const X = x.data;

@@ -116,6 +116,10 @@ export interface Gemm {
   conv2dPtr(pass: ConvPass, shape: ConvShape, ptrs: ConvPointers): void;
   /** Output height and width of a convolution. */
   convOutputSize(shape: ConvShape): [number, number];
+  /** y = min(max(y, lo), hi) in place on `n` floats at byte offset `ptr` (ReLU: 0, +∞), on the threads. */
+  clampPtr(ptr: number, n: number, lo: number, hi: number): void;
+  /** dy = 0 wherever the clamp's output y is not strictly inside (lo, hi), in place: its gradient. */
+  clampGradPtr(dy: number, y: number, n: number, lo: number, hi: number): void;
   /** Stops the worker threads (if any). The instance must not be used afterwards. */
   dispose(): void;
   /** Reserves `length` floats in wasm memory; returns the byte offset (64-byte aligned). */
@@ -140,6 +144,8 @@ interface KernelExports {
   dwForward(params: number, tid: number, nthreads: number): void;
   dwInputGrad(params: number, tid: number, nthreads: number): void;
   dwWeightGrad(params: number, tid: number, nthreads: number): void;
+  clampInPlace(p: number, n: number, lo: number, hi: number, tid: number, nthreads: number): void;
+  clampGradInPlace(dy: number, y: number, n: number, lo: number, hi: number, tid: number, nthreads: number): void;
   sgemm(
     transA: number, transB: number, m: number, n: number, k: number,
     alpha: number, a: number, lda: number, b: number, ldb: number,
@@ -320,7 +326,7 @@ export async function createGemm(options: CreateGemmOptions = {}): Promise<Gemm>
 }
 
 /** The exports the pool runs, each taking (…, tid, nthreads). */
-const POOL_FUNCTIONS = ['sgemmPart', 'convForward', 'convInputGrad', 'convWeightGrad', 'dwForward', 'dwInputGrad', 'dwWeightGrad'] as const;
+const POOL_FUNCTIONS = ['sgemmPart', 'convForward', 'convInputGrad', 'convWeightGrad', 'dwForward', 'dwInputGrad', 'dwWeightGrad', 'clampInPlace', 'clampGradInPlace'] as const;
 type PoolFunction = (typeof POOL_FUNCTIONS)[number];
 const fnIndex = (name: PoolFunction): number => POOL_FUNCTIONS.indexOf(name);
 
@@ -504,6 +510,26 @@ class WasmGemm implements Gemm {
     } else {
       this.exports.sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, this.work);
     }
+  }
+
+  /* -------------------------------------------------- activations fused into convolutions */
+
+  clampPtr(ptr: number, n: number, lo: number, hi: number): void {
+    this.checkMatrix('clamp', ptr, 1, n, n, this.memory.buffer.byteLength);
+    this.elementwise('clampInPlace', n, [ptr, n, lo, hi]);
+  }
+
+  clampGradPtr(dy: number, y: number, n: number, lo: number, hi: number): void {
+    const end = this.memory.buffer.byteLength;
+    this.checkMatrix('dy', dy, 1, n, n, end);
+    this.checkMatrix('y', y, 1, n, n, end);
+    this.elementwise('clampGradInPlace', n, [dy, y, n, lo, hi]);
+  }
+
+  /** A sweep over n floats: on the threads when it is long enough to pay for waking them (~1 flop per float). */
+  private elementwise(fn: 'clampInPlace' | 'clampGradInPlace', n: number, args: number[]): void {
+    if (this.pool && n >= this.minParallelFlops / 8) this.pool.run(fnIndex(fn), args);
+    else (this.exports[fn] as (...a: number[]) => void)(...args, 0, 1);
   }
 
   /* -------------------------------------------------- convolution */
