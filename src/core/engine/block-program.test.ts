@@ -178,6 +178,31 @@ describe('BlockProgram in a buffer pool', () => {
   }
 });
 
+describe('BlockProgram fusion', () => {
+  it("a convolution and the ReLU that alone reads it run as one step, and split again when the convolution's output is quantized", async () => {
+    const { model } = canonicalize(tinyResNet(5, { channels: 3, size: 6 }));
+    const layers = findQuantLayers(model);
+    const block = partitionModel(model, 'block').blocks.find((b) => b.kind === 'residual')!;
+    const program = BlockProgram.compile(model, block, layers, await new WasmConvPool(1).factory());
+    const nodes = model.graph!.node!.filter((n) => block.nodes.includes(n.name!));
+    const conv = nodes.find((n) => n.opType === 'Conv' && nodes.some((m) => m.opType === 'Relu' && m.input![0] === n.output![0]))!;
+    const relu = nodes.find((m) => m.opType === 'Relu' && m.input![0] === conv.output![0])!;
+    const x: Nd = { shape: [2, 3, 6, 6], data: randn(2 * 3 * 36, rng(3)).map(Math.abs) };
+    const weights = program.slots.map((s) => s.weight);
+    const fused = program.forward(x, weights);
+    expect(fused.values.has(conv.output![0]!)).toBe(false);
+    expect(fused.values.has(relu.output![0]!)).toBe(true);
+    // a quantizer on the convolution's output needs that tensor: the pair runs as two ops
+    const q = { tensor: conv.output![0]!, scale: Float32Array.of(0.02), zero: 128, qmin: 0, qmax: 255 };
+    const split = program.forward(x, weights, { quantizers: new Map([[q.tensor, q]]) });
+    expect(split.values.has(conv.output![0]!)).toBe(true);
+    const g = program.backward(split, weights, { shape: split.output.shape, data: new Float32Array(split.output.data.length).fill(1) }, { quantizers: new Map([[q.tensor, q]]) });
+    expect(g.steps.get(q.tensor)).toBeTypeOf('number');
+    // a loss on a tensor that fusion removed is refused by name rather than dropped
+    expect(() => program.backward(fused, weights, null, { seeds: new Map([[conv.output![0]!, new Float32Array(72)]]) })).toThrow(/fuses with its activation/);
+  });
+});
+
 describe('BlockProgram errors', () => {
   it('an op the engine lacks, inside a block, stops with its node name and op type', () => {
     const g = new GraphWriter(1);
