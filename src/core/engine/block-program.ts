@@ -4,7 +4,7 @@ import { GraphIndex } from '../graph/graph-index';
 import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { channelsFirst } from '../quant/weight-layout';
-import { clampBackwardFromOutput, clampForward, type Clamp, type Nd } from '../backends/cpu/reference';
+import { clipBackward, clampForward, type Clamp, type Nd } from '../backends/cpu/reference';
 import { fusableClamp, kernelFor, UnsupportedOpError, type ConvKernel, type Kernel } from './kernels';
 import type { ConvFactory } from './conv-engine';
 import { copy32 } from '../tensor/buffer-pool';
@@ -203,7 +203,7 @@ export class BlockProgram {
       else if (step.fused) {
         // the unfused pair of forward(): through the activation, then the quantizer on the conv's output
         const z = tape.values.get(step.fused.inner)!;
-        const dz = throughQuantizer(step.fused.inner, clampBackwardFromOutput(pre, { shape: out.shape, data: dy }, step.fused.clamp).data);
+        const dz = throughQuantizer(step.fused.inner, clipBackward(pre, { shape: out.shape, data: dy }, step.fused.clamp.lo, step.fused.clamp.hi).data);
         d = step.kernel.backward(inputs, tape.preQuant.get(step.fused.inner)?.x ?? z, { shape: z.shape, data: dz }, need);
       } else d = step.kernel.backward(inputs, pre, { shape: out.shape, data: dy }, need);
       // this step's output gradient is complete and read by no one after it, so the first input a

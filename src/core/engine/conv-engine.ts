@@ -1,4 +1,4 @@
-import { clampBackwardFromOutput, clampForward, conv2dBackward, conv2dForward, type Clamp, type Conv2dAttrs, type Nd } from '../backends/cpu/reference';
+import { clipBackward, clampForward, conv2dBackward, conv2dForward, type Clamp, type Conv2dAttrs, type Nd } from '../backends/cpu/reference';
 import { GemmConv } from '../backends/cpu/conv-gemm';
 import { createGemm, type Gemm } from '../backends/cpu/wasm/gemm';
 
@@ -25,7 +25,8 @@ export const referenceConv: ConvFactory = (attrs, bias) => ({
     return act ? clampForward(y, act) : y;
   },
   backward: (x, w, dy, need, act) => {
-    const g = act ? clampBackwardFromOutput(act.y, dy, act.clamp) : dy;
+    // the clamp's mask from its output: lo < y < hi exactly where lo < x < hi
+    const g = act ? clipBackward(act.y, dy, act.clamp.lo, act.clamp.hi) : dy;
     const { dx, dw } = conv2dBackward(x, w, g, attrs);
     return { dx: need.dx ? dx : null, dw: need.dw ? dw : null };
   },

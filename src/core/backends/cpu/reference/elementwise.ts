@@ -88,19 +88,6 @@ export function clampForward(x: Nd, c: Clamp): Nd {
   return c.lo === 0 && c.hi === Infinity ? reluForward(x) : clipForward(x, c.lo, c.hi);
 }
 
-/** The clamp's gradient from its *output* y: dy where lo < y < hi (exactly where lo < x < hi), else 0. */
-export function clampBackwardFromOutput(y: Nd, dy: Nd, c: Clamp): Nd {
-  assertSameShape(y, dy, 'clamp');
-  const Y = y.data;
-  const DY = dy.data;
-  const dx = allocOut(Y, Y.length);
-  for (let i = 0; i < Y.length; i++) {
-    const v = Y[i]!;
-    dx[i] = v > c.lo && v < c.hi ? DY[i]! : 0;
-  }
-  return { shape: [...y.shape], data: dx };
-}
-
 /** ONNX Clip with constant bounds; ReLU6 is clip(0, 6). */
 export function clipForward<D extends Floats>(x: Nd<D>, min: number, max: number): Nd<D> {
   const X = x.data;
