@@ -5,7 +5,7 @@ import type { QuantLayer } from '../graph/layers';
 import type { Block } from '../graph/partition';
 import { channelsFirst } from '../quant/weight-layout';
 import { clipBackward, clampForward, type Clamp, type Nd } from '../backends/cpu/reference';
-import { fusableClamp, kernelFor, UnsupportedOpError, type ConvKernel, type Kernel } from './kernels';
+import { convKernel, fusableClamp, kernelFor, UnsupportedOpError, type ConvKernel, type Kernel } from './kernels';
 import type { ConvFactory } from './conv-engine';
 import { copy32 } from '../tensor/buffer-pool';
 import { actQuantBackward, actQuantForward, type ActQuantizer, type DropMask } from './act-quant';
@@ -112,13 +112,13 @@ export class BlockProgram {
         if (c) return { kind: 'const' as const, value: constantNd(c, node, i) };
         throw new UnsupportedOpError(`block "${block.id}": node "${node.name || node.output?.[0]}" (${node.opType}) reads "${name}", which is computed outside the block; the block is not single-entry`);
       });
-      const kernel = kernelFor(node, {
-        constant: (i) => {
+      const ctx = {
+        constant: (i: number) => {
           const s = inputs[i];
           return s?.kind === 'const' ? s.value : null;
         },
         conv,
-      });
+      };
       const output = node.output?.[0];
       if (!output) throw new Error(`node "${node.name}" has no output`);
       for (const o of node.output ?? []) if (o) produced.add(o);
@@ -126,8 +126,9 @@ export class BlockProgram {
       if (act) {
         absorbed.add(act.node);
         for (const o of act.node.output ?? []) if (o) produced.add(o);
-        steps.push({ node, kernel, inputs, output: act.node.output![0]!, fused: { conv: kernel as ConvKernel, clamp: act.clamp, inner: output } });
-      } else steps.push({ node, kernel, inputs, output });
+        const kernel = convKernel(node, ctx);
+        steps.push({ node, kernel, inputs, output: act.node.output![0]!, fused: { conv: kernel, clamp: act.clamp, inner: output } });
+      } else steps.push({ node, kernel: kernelFor(node, ctx), inputs, output });
     }
     if (!produced.has(block.output)) throw new Error(`block "${block.id}": its output "${block.output}" is not computed by its nodes`);
     return new BlockProgram(block, slots, produced, steps);
