@@ -1,6 +1,5 @@
 import type { ConvShape, Gemm } from './wasm/gemm';
-import type { Conv2dAttrs, Nd } from './reference';
-import type { Clamp } from './reference/elementwise';
+import type { Clamp, Conv2dAttrs, Nd } from './reference';
 import { copy32 } from '../../tensor/buffer-pool';
 
 /**
