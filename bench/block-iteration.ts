@@ -62,7 +62,7 @@ async function timeIterations(threads: number): Promise<{ msPerIter: number; gfl
   };
   try {
     await reconstructWeights(
-      { model, layers, blocks, bitsFor: () => 4, scale: 'lp', skip: (l) => l.isFirst || l.isLast, calib, convs, options: { iters: ITERS, batch: BATCH } },
+      { model, layers, blocks, bitsFor: () => 4, scale: 'lp', weightGrid: 'asymmetric', skip: (l) => l.isFirst || l.isLast, calib, convs, options: { iters: ITERS, batch: BATCH } },
       'brecq',
       null,
       emit,

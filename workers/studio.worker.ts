@@ -12,7 +12,7 @@ import type { ModelSummary } from '../src/core/graph/summary';
 import type { ComputeOptions, DroppedFile, ProjectInfo, RunOutcome, RunSummary, StudioWorkerApi } from '../src/common/protocol';
 import { idbRequest } from './idb';
 import { loadProject, savePreprocess, saveProject, type SavedProject } from './opfs-project';
-import { BLOCK_METHODS, type QuantPlan } from '../src/core/plan';
+import { RESUMABLE_METHODS, type QuantPlan } from '../src/core/plan';
 import { indexedDbCheckpoints } from './idb-checkpoints';
 import { npySamples, parseNpy } from '../src/core/data/npy';
 import { readZip } from '../src/core/data/zip';
@@ -307,7 +307,7 @@ async function runPlan(plan: QuantPlan, onEvent: (e: PipelineEvent) => void, com
     preprocess: project.preprocess,
     plan,
     ...(project.classNames ? { classNames: project.classNames } : {}),
-    ...(BLOCK_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
+    ...(RESUMABLE_METHODS.includes(plan.method) ? { checkpoints: indexedDbCheckpoints(project.modelName) } : {}),
     // a tab has about 4 GB: the caches adapt (float16, then a spill file in the origin-private
     // file system, then fewer calibration images) rather than crash it
     memoryBudgetBytes: BROWSER_MEMORY_BUDGET,

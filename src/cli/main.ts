@@ -10,7 +10,7 @@ import { openInputDims, PRESETS, PreprocessError, proposePreprocess, type Prepro
 import { ImageBatches } from '../core/data/batches';
 import { ModelSession } from '../core/eval/runtime';
 import { evaluateAccuracy, LabelMismatchError } from '../core/eval/accuracy';
-import { BLOCK_METHODS, GROUP_SIZES, parsePlan, PlanError, DEFAULT_PLAN, type GroupSize, type MethodName } from '../core/plan';
+import { RESUMABLE_METHODS, GROUP_SIZES, parsePlan, PlanError, DEFAULT_PLAN, type GroupSize, type MethodName } from '../core/plan';
 import { CheckpointError, type CheckpointStore } from '../core/checkpoint';
 import { CancelledError } from '../core/events';
 import { externalLocations, UnsupportedTensorError } from '../core/onnx/tensor-data';
@@ -38,12 +38,12 @@ const USAGE = `usage:
   lowbit inspect MODEL [--json]
   lowbit eval MODEL --val DIR [preprocessing] [--labels FILE] [--json]
   lowbit quantize MODEL --calib DIR [--val DIR] [--plan PLAN.json] [--method rtn|adaround|brecq|qdrop|nwq|decoupleq] [--taps block|layer] [--wbits N] [--abits N|none]
-                  [--scale minmax|lp|mse|percentile] [--act-scale minmax|lp|mse|percentile] [--group-size 32|64|128|none] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
+                  [--scale minmax|lp|mse|percentile] [--act-scale minmax|lp|mse|percentile] [--group-size 32|64|128|none] [--weight-grid asymmetric|symmetric] [--iters N] [--act-iters N] [--granularity layer|block|stage|net] [--fisher] [--lambda X] [--keep P]
                   [--seed N] [--calib-size N] [--checkpoint DIR] [--memory-budget MB] [--caches auto|float32|float16|spill] [--threads N]
                   [--no-head-stem-8bit] [--weight-format integer|float] [preprocessing] [--labels FILE] -o OUT.onnx [--report REPORT.json] [--json]
   lowbit bench [NAME [ARGS…]]      (no NAME: the list)
   lowbit search MODEL --calib DIR --budget size=MB|bitops=G|latency=MS [--bits 2,4,8] [--mode cheap|reconstructed] [--iters N]
-                  [--abits N|none] [--latency-table FILE.json] [--method M] [--head-stem-8bit] [--seed N] [--calib-size N]
+                  [--abits N|none] [--latency-table FILE.json] [--method M] [--no-head-stem-8bit] [--seed N] [--calib-size N]
                   [--front N] [preprocessing] -o PLAN.json [--report SEARCH.json] [--json]
 preprocessing: --preprocess fmnist|imagenet | --size H,W --mean a[,b,c] --std a[,b,c] --channels 1|3`;
 
@@ -211,6 +211,7 @@ async function quantize(args: string[]): Promise<void> {
       scale: { type: 'string' },
       'act-scale': { type: 'string' },
       'group-size': { type: 'string' },
+      'weight-grid': { type: 'string' },
       seed: { type: 'string' },
       output: { type: 'string', short: 'o' },
       report: { type: 'string' },
@@ -232,6 +233,7 @@ async function quantize(args: string[]): Promise<void> {
     ...(values.scale !== undefined ? { scale: values.scale } : {}),
     ...(values['act-scale'] !== undefined ? { actScale: values['act-scale'] } : {}),
     ...(values['group-size'] !== undefined ? { groupSize: groupSizeFlag(values['group-size']) } : {}),
+    ...(values['weight-grid'] !== undefined ? { weightGrid: values['weight-grid'] } : {}),
     ...(values.iters !== undefined ? { iters: Number(values.iters) } : {}),
     ...(values['act-iters'] !== undefined ? { actIters: Number(values['act-iters']) } : {}),
     ...(values.granularity !== undefined ? { granularity: values.granularity } : {}),
@@ -260,7 +262,7 @@ async function quantize(args: string[]): Promise<void> {
   if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new UsageError(`--threads takes a whole number from 1 to 64, got "${values.threads}"`);
   const caches = values.caches ?? 'auto';
   if (caches !== 'auto' && !CACHE_STORAGES.includes(caches as CacheStorage)) throw new UsageError(`--caches takes auto, ${CACHE_STORAGES.join(', ')}; got "${caches}"`);
-  if (checkpoints && !BLOCK_METHODS.includes(plan.method)) throw new UsageError(`--checkpoint works with the block methods (${BLOCK_METHODS.join(', ')}), not ${plan.method}`);
+  if (checkpoints && !RESUMABLE_METHODS.includes(plan.method)) throw new UsageError(`--checkpoint works with the methods that save after every block (${RESUMABLE_METHODS.join(', ')}), not ${plan.method}${plan.method === 'nwq' ? ', which optimises the whole network at once' : ''}`);
   const controller = new AbortController();
   const onSigint = (): void => {
     if (values.checkpoint) process.stderr.write(`\nlowbit: stopping; finished blocks are saved in ${values.checkpoint}: run the same command to resume\n`);
@@ -389,7 +391,7 @@ async function search(args: string[]): Promise<void> {
       abits: { type: 'string', default: '8' },
       'latency-table': { type: 'string' },
       method: { type: 'string', default: 'brecq' },
-      'head-stem-8bit': { type: 'boolean' },
+      'no-head-stem-8bit': { type: 'boolean' },
       seed: { type: 'string' },
       'calib-size': { type: 'string' },
       front: { type: 'string' },
@@ -438,7 +440,8 @@ async function search(args: string[]): Promise<void> {
         mode,
         method: values.method as MethodName,
         seed,
-        headStem8bit: values['head-stem-8bit'] === true,
+        // the same default as quantize: first and last layers pinned at 8 bits
+        headStem8bit: values['no-head-stem-8bit'] !== true,
         ...(iters !== undefined ? { iters } : {}),
         ...(latencyTable !== undefined ? { latencyTable } : {}),
         ...(frontSteps !== undefined ? { frontSteps } : {}),

@@ -81,7 +81,7 @@ describe('lowbit search (cheap sensitivities on the demo)', () => {
     const tablePath = join(tmp, 'latency.json');
     writeFileSync(tablePath, JSON.stringify(table));
     const plan2 = join(tmp, 'plan2.json');
-    const r = await lowbit('search', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--calib-size', '32', '--budget', 'bitops=0.35', '--head-stem-8bit', '--latency-table', tablePath, '--method', 'adaround', '--front', '6', '-o', plan2);
+    const r = await lowbit('search', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--calib-size', '32', '--budget', 'bitops=0.35', '--latency-table', tablePath, '--method', 'adaround', '--front', '6', '-o', plan2);
     expect(r.stderr).not.toMatch(/internal error/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/sensitivity: cheap \(round-to-nearest\)/);
@@ -112,7 +112,8 @@ describe('lowbit search: bad input exits with code 2 and a one-line reason', () 
   });
   it('candidate widths out of range, and pinning at 8 bits without 8 among them', async () => {
     expect((await run('--budget', 'size=1', '--bits', '2,9')).stderr).toMatch(/--bits takes comma-separated widths from 2 to 8/);
-    const r = await run('--budget', 'size=1', '--bits', '2,4', '--head-stem-8bit');
+    // first and last layers are pinned at 8 bits by default, as in quantize
+    const r = await run('--budget', 'size=1', '--bits', '2,4');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/needs 8 among the candidate widths/);
   });

@@ -26,7 +26,7 @@ import { cacheStoragesFor, calibImagesWithin, estimateRun, formatBytes, formatDu
 import type { CacheStorage, SpillStore } from './quant/row-cache';
 import { sampleImages } from './data/sample';
 import { externalLocations, inlineExternalData, tensorToFloat32 } from './onnx/tensor-data';
-import { actScaleFor, BLOCK_ITERS, BLOCK_METHODS, checkPlanFits, scaleSearchFor, weightBitsFor, weightGranularity, type QuantPlan } from './plan';
+import { actScaleFor, BLOCK_ITERS, BLOCK_METHODS, checkPlanFits, scaleSearchFor, weightBitsFor, weightGranularity, weightGridKindOf, type QuantPlan } from './plan';
 import { throwIfAborted, type Emit, type Stage } from './events';
 import { openBackend, type BackendChoice } from './backends/select';
 
@@ -286,8 +286,10 @@ async function quantizeWith(input: RunInput, convs: WasmConvPool, backend: Recon
   const plan = input.plan;
   const points = plan.abits === null ? [] : activationQuantPoints(canonical);
   const lastLayerInput = layers[layers.length - 1]!.node.input![0]!;
-  // the activation feeding the classifier follows the head/stem rule too
-  const actBits = (tensor: string): Bits => (plan.headStem8bit && feedsInto(canonical, tensor, lastLayerInput) ? 8 : plan.abits!);
+  const stemOutput = afterActivations(canonical, layers[0]!.node.output![0]!);
+  // the stem's output and the classifier's input follow the head/stem rule too, as BRECQ keeps them
+  const actBits = (tensor: string): Bits => (plan.headStem8bit && (tensor === stemOutput || feedsInto(canonical, tensor, lastLayerInput)) ? 8 : plan.abits!);
+  const grid = weightGridKindOf(plan);
   /** Activation parameters measured on `model` (its weights quantized as they stand): min–max over all images, or a search on a sample of 64 images. */
   const activationParams = (model: ModelProto, search: StepInit) =>
     stage('calibrate', async (progress) => {
@@ -321,6 +323,7 @@ async function quantizeWith(input: RunInput, convs: WasmConvPool, backend: Recon
       bitsFor: (l) => weightBitsFor(l, plan),
       scale: scaleSearchFor(plan),
       groupSize: plan.groupSize,
+      weightGrid: grid,
       // BRECQ leaves the 8-bit first layer at round-to-nearest; QDrop reconstructs it (§1.5)
       skip: (l) => plan.method === 'brecq' && plan.headStem8bit && l.isFirst,
       calib: calibBatches,
@@ -332,11 +335,11 @@ async function quantizeWith(input: RunInput, convs: WasmConvPool, backend: Recon
     };
     if (plan.method === 'qdrop' && plan.abits !== null) {
       // QDrop's (and NWQ's) observers set activation ranges before reconstruction, on round-to-nearest weights
-      const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan), plan.groupSize));
+      const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan), plan.groupSize, grid));
       ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights: rtn, activations: new Map(), weightFormat: 'float' }), actScaleFor(plan)));
     }
     if (plan.method === 'nwq' && plan.abits !== null) {
-      const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan), plan.groupSize));
+      const rtn = layers.map((l) => roundToNearest(l, weightBitsFor(l, plan), scaleSearchFor(plan), plan.groupSize, grid));
       ({ params: activations, ranges } = await activationParams(exportQdq({ model: canonical, weights: rtn, activations: new Map(), weightFormat: 'float' }), actScaleFor(plan)));
     }
     const result = plan.method === 'nwq'
@@ -357,11 +360,11 @@ async function quantizeWith(input: RunInput, convs: WasmConvPool, backend: Recon
       }
       if (plan.method === 'adaround') {
         const gemm = await createGemm();
-        return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), scale: scaleSearchFor(plan), groupSize: plan.groupSize, calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
+        return adaroundModel({ model: canonical, layers, bitsFor: (l) => weightBitsFor(l, plan), scale: scaleSearchFor(plan), groupSize: plan.groupSize, weightGrid: grid, calib: calibBatches, gemm, options: { ...(plan.iters ? { iters: plan.iters } : {}), seed: plan.seed ?? 0 } }, emit, signal);
       }
       return layers.map((layer, i) => {
         throwIfAborted(signal);
-        const q = roundToNearest(layer, weightBitsFor(layer, plan), scaleSearchFor(plan), plan.groupSize);
+        const q = roundToNearest(layer, weightBitsFor(layer, plan), scaleSearchFor(plan), plan.groupSize, grid);
         progress(i + 1, layers.length);
         return q;
       });
@@ -408,6 +411,18 @@ function groupsOf(w: QuantizedWeight): Pick<LayerReport, 'groups'> {
   if (g.kind !== 'group') return {};
   const { row, groups } = rowGroups(w.layer.weightDims, g);
   return { groups: { size: g.size, perChannel: groups, last: row - (groups - 1) * g.size } };
+}
+
+/** The tensor a layer's output becomes after the activations that alone read it (Conv → ReLU → …). */
+function afterActivations(model: ModelProto, tensor: string): string {
+  const nodes = model.graph!.node ?? [];
+  let cur = tensor;
+  for (let guard = 0; guard < 4; guard++) {
+    const readers = nodes.filter((n) => n.input?.includes(cur));
+    if (readers.length !== 1 || !['Relu', 'Clip', 'LeakyRelu', 'HardSigmoid', 'HardSwish', 'Sigmoid'].includes(readers[0]!.opType ?? '')) return cur;
+    cur = readers[0]!.output![0]!;
+  }
+  return cur;
 }
 
 /** Whether `tensor` reaches `target` through ops that do not compute (pooling, reshapes). */

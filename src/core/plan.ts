@@ -1,4 +1,4 @@
-import { STEP_INITS, type Bits, type QuantGranularity, type StepInit } from './quant/quantizer';
+import { STEP_INITS, type Bits, type QuantGranularity, type StepInit, type WeightGrid } from './quant/quantizer';
 import type { QuantLayer } from './graph/layers';
 import type { Granularity, PartitionEdit } from './graph/partition';
 
@@ -9,12 +9,26 @@ export const METHODS: readonly MethodName[] = ['rtn', 'adaround', 'brecq', 'qdro
 /** Methods that reconstruct block by block over a partition (algorithms.md §3, §4). */
 export const BLOCK_METHODS: readonly MethodName[] = ['brecq', 'qdrop', 'nwq'];
 
+/** Methods that save a checkpoint after every block and resume from it. NWQ optimises the whole network at once: it has no block boundary to save at. */
+export const RESUMABLE_METHODS: readonly MethodName[] = ['brecq', 'qdrop'];
+
 export const GRANULARITIES: readonly Granularity[] = ['layer', 'block', 'stage', 'net'];
 
 /** Weight groups along the input dimension (GPTQ/AWQ-style blocked quantization); absent means per output channel. */
 export type GroupSize = 32 | 64 | 128;
 
 export const GROUP_SIZES: readonly GroupSize[] = [32, 64, 128];
+
+/**
+ * The weight grid below 8 bits. 'asymmetric': unsigned codes 0 … 2^b − 1 with a zero point per
+ * channel or group, as BRECQ, QDrop and MQBench quantize weights (the default). 'symmetric': signed
+ * codes −2^(b−1) … 2^(b−1) − 1 with zero point 0. At 8 bits weights are always int8 symmetric
+ * [−127, 127], the form ONNX Runtime's integer kernels take; decoupleQ solves its own grid
+ * (signed codes with a float offset) and ignores this.
+ */
+export type WeightGridKind = 'asymmetric' | 'symmetric';
+
+export const WEIGHT_GRIDS: readonly WeightGridKind[] = ['asymmetric', 'symmetric'];
 
 /** Everything that decides a run's numbers. Serialisable: saved with results, loaded back to re-run. */
 export interface QuantPlan {
@@ -36,6 +50,8 @@ export interface QuantPlan {
   readonly actScale?: StepInit;
   /** Weights per group of this many inputs instead of per output channel (absent or null: per channel). */
   readonly groupSize?: GroupSize;
+  /** The weight grid below 8 bits (absent: asymmetric, the references' grid). */
+  readonly weightGrid?: WeightGridKind;
   /** Optimisation steps per layer (AdaRound, default 10,000), per block (BRECQ, QDrop: 20,000; decoupleQ's float refinement: 2,000). */
   readonly iters?: number;
   /** Seeds every random choice of a run (batch sampling), so the same plan gives the same numbers. */
@@ -81,6 +97,15 @@ export function actScaleFor(plan: QuantPlan): StepInit {
   return plan.actScale ?? (plan.method === 'qdrop' ? 'mse' : BLOCK_METHODS.includes(plan.method) ? 'lp' : 'minmax');
 }
 
+export function weightGridKindOf(plan: QuantPlan): WeightGridKind {
+  return plan.weightGrid ?? 'asymmetric';
+}
+
+/** A layer's weight grid: `bits` wide, int8 symmetric at 8 bits, otherwise of `kind`, per channel on `axis` or per group. */
+export function weightGrid(bits: Bits, kind: WeightGridKind, groupSize: GroupSize | undefined, axis: number): WeightGrid {
+  return { bits, symmetric: bits === 8 || kind === 'symmetric', granularity: weightGranularity(groupSize, axis) };
+}
+
 /** The weight granularity of a plan, for a weight with its output channels on `axis`. */
 export function weightGranularity(groupSize: GroupSize | undefined, axis: number): QuantGranularity {
   return groupSize ? { kind: 'group', axis, size: groupSize } : { kind: 'channel', axis };
@@ -113,6 +138,7 @@ export function parsePlan(value: unknown): QuantPlan {
   for (const k of ['scale', 'actScale'] as const) {
     if (v[k] !== undefined && !STEP_INITS.includes(v[k] as StepInit)) throw new PlanError(`${k} must be one of ${STEP_INITS.map((x) => `"${x}"`).join(', ')}, got ${JSON.stringify(v[k])}`);
   }
+  if (v.weightGrid !== undefined && !WEIGHT_GRIDS.includes(v.weightGrid as WeightGridKind)) throw new PlanError(`weightGrid must be ${WEIGHT_GRIDS.map((x) => `"${x}"`).join(' or ')}, got ${JSON.stringify(v.weightGrid)}`);
   if (v.groupSize !== undefined && v.groupSize !== null && !GROUP_SIZES.includes(v.groupSize as GroupSize)) throw new PlanError(`groupSize must be ${GROUP_SIZES.join(', ')} or null (per channel), got ${JSON.stringify(v.groupSize)}`);
   for (const k of ['iters', 'seed'] as const) {
     if (v[k] !== undefined && (!Number.isInteger(v[k]) || (v[k] as number) < (k === 'iters' ? 1 : 0))) throw new PlanError(`${k} must be a ${k === 'iters' ? 'positive' : 'non-negative'} integer, got ${JSON.stringify(v[k])}`);
@@ -144,6 +170,7 @@ export function parsePlan(value: unknown): QuantPlan {
     ...(v.scale !== undefined ? { scale: v.scale as StepInit } : {}),
     ...(v.actScale !== undefined ? { actScale: v.actScale as StepInit } : {}),
     ...(v.groupSize !== undefined && v.groupSize !== null ? { groupSize: v.groupSize as GroupSize } : {}),
+    ...(v.weightGrid !== undefined ? { weightGrid: v.weightGrid as WeightGridKind } : {}),
     ...(v.iters !== undefined ? { iters: v.iters as number } : {}),
     ...(v.seed !== undefined ? { seed: v.seed as number } : {}),
     ...(v.granularity !== undefined ? { granularity: v.granularity as Granularity } : {}),

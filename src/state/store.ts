@@ -3,7 +3,7 @@ import * as Comlink from 'comlink';
 import type { ComputeOptions, DroppedFile, ProjectInfo, RunSummary } from '../common/protocol';
 import type { RunReport } from '../core/pipeline';
 import type { PreprocessSpec } from '../core/data/preprocess';
-import { BLOCK_METHODS, DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
+import { RESUMABLE_METHODS, DEFAULT_PLAN, parsePlan, type QuantPlan } from '../core/plan';
 import type { Stage } from '../core/events';
 import { onWorkerLost, studioWorker, unlessWorkerLost, WorkerLostError } from './studio-worker';
 
@@ -175,7 +175,7 @@ export const useStudio = create<StudioState>((set, get) => ({
       const msg = message(e);
       if (e instanceof WorkerLostError) {
         const now = get().run;
-        set({ run: { kind: 'interrupted', message: msg, stage: now.kind === 'running' ? now.stage : 'load', resumable: BLOCK_METHODS.includes(plan.method) }, pause: null });
+        set({ run: { kind: 'interrupted', message: msg, stage: now.kind === 'running' ? now.stage : 'load', resumable: RESUMABLE_METHODS.includes(plan.method) }, pause: null });
         return;
       }
       set({ run: /cancelled/.test(msg) ? { kind: 'cancelled' } : { kind: 'failed', message: msg } });

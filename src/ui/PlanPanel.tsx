@@ -1,6 +1,6 @@
 import { useStudio } from '../state/store';
 import type { Bits, StepInit } from '../core/quant/quantizer';
-import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, GROUP_SIZES, actScaleFor, scaleSearchFor, type GroupSize, type MethodName } from '../core/plan';
+import { ADAROUND_ITERS, BLOCK_ITERS, DECOUPLEQ_BLOCK_ITERS, METHODS, BLOCK_METHODS, GRANULARITIES, GROUP_SIZES, actScaleFor, scaleSearchFor, weightGridKindOf, type GroupSize, type MethodName, type WeightGridKind } from '../core/plan';
 import type { Granularity } from '../core/graph/partition';
 import { PartitionEditor } from './PartitionEditor';
 import { ComputeSettings } from './ComputeSettings';
@@ -145,6 +145,15 @@ export function PlanPanel() {
             ))}
           </select>
         </label>
+        {plan.method !== 'decoupleq' && (
+          <label title="Below 8 bits. Asymmetric: codes 0 … 2^b − 1 with a zero point per channel, as the references. Symmetric: signed codes, zero point 0. 8-bit weights are always int8 symmetric.">
+            Weight grid
+            <select value={weightGridKindOf(plan)} disabled={disabled} onChange={(e) => setPlan({ weightGrid: e.target.value as WeightGridKind })}>
+              <option value="asymmetric">Asymmetric (zero point per channel)</option>
+              <option value="symmetric">Symmetric (signed, zero point 0)</option>
+            </select>
+          </label>
+        )}
         <label>
           Weight step size
           <select value={scaleSearchFor(plan)} disabled={disabled} onChange={(e) => setPlan({ scale: e.target.value as StepInit })}>

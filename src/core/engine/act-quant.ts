@@ -41,7 +41,8 @@ export function actQuantForward(x: Nd, q: ActQuantizer, drop: DropMask | null): 
       continue;
     }
     if (mask) mask[i] = 1;
-    const c = roundHalfEven(X[i]! / s) + q.zero;
+    // the quotient in float32, as QuantizeLinear computes it (quantizeValue)
+    const c = roundHalfEven(Math.fround(X[i]! / s)) + q.zero;
     y[i] = s * ((c < q.qmin ? q.qmin : c > q.qmax ? q.qmax : c) - q.zero);
   }
   return { y: { shape: x.shape, data: y }, mask };
@@ -65,7 +66,7 @@ export function actQuantBackward(x: Nd, q: ActQuantizer, dy: Nd, mask: Uint8Arra
       continue;
     }
     const u = X[i]! / s;
-    const r = roundHalfEven(u);
+    const r = roundHalfEven(Math.fround(u));
     const c = r + q.zero;
     if (c < q.qmin) acc += D[i]! * (q.qmin - q.zero);
     else if (c > q.qmax) acc += D[i]! * (q.qmax - q.zero);

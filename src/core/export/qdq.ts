@@ -2,7 +2,7 @@ import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../
 import { floatTensor, int32Tensor, int64Tensor, int8Tensor, packSubByte, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
 import { intAttr } from '../graph/attributes';
 import type { QuantLayer } from '../graph/layers';
-import { dequantizeTensor, roundHalfEven, rowGroups, type QuantParams } from '../quant/quantizer';
+import { dequantizeTensor, intRange, roundHalfEven, rowGroups, type QuantParams } from '../quant/quantizer';
 
 /** A layer's weight as integer codes with their parameters (codes laid out like the float weight). */
 export interface QuantizedWeight {
@@ -24,25 +24,56 @@ export interface QdqExportInput {
   readonly weightFormat?: 'integer' | 'float';
 }
 
-/** The ONNX integer type that stores `bits`-bit codes, and the opset it needs. */
-function storage(p: QuantParams): { type: DataType; opset: number } {
-  if (p.bits > 4) return { type: p.signed ? DataType.INT8 : DataType.UINT8, opset: 13 };
-  // 2- and 3-bit codes live in 4-bit containers with their clamped range (int2 needs opset 25, which few runtimes load yet)
-  return { type: p.signed ? DataType.INT4 : DataType.UINT4, opset: 21 };
+/** An ONNX integer container, the opset whose Q/DQ first take it, and its IR version. */
+interface Storage {
+  readonly type: DataType;
+  readonly opset: number;
+  readonly container: 8 | 4;
+}
+
+const STORAGE = {
+  int8: { type: DataType.INT8, opset: 13, container: 8 },
+  uint8: { type: DataType.UINT8, opset: 13, container: 8 },
+  int4: { type: DataType.INT4, opset: 21, container: 4 },
+  uint4: { type: DataType.UINT4, opset: 21, container: 4 },
+} as const satisfies Record<string, Storage>;
+
+/**
+ * Where a weight's codes are stored: 2- to 4-bit codes in 4-bit containers (a DequantizeLinear
+ * does not saturate, so the narrower grid is kept exactly, and int4 runs on more runtimes than
+ * int2), wider ones in 8 bits.
+ */
+function weightStorage(p: QuantParams): Storage {
+  if (p.bits > 4) return p.signed ? STORAGE.int8 : STORAGE.uint8;
+  return p.signed ? STORAGE.int4 : STORAGE.uint4;
+}
+
+/**
+ * Where an activation's codes are stored. QuantizeLinear saturates at the container's ends, so a
+ * container wider than the grid would let codes past 2^b − 1: below 8 bits the tensor is first
+ * clipped onto its grid (`clip`), then quantized into an 8-bit container. Not int4/uint2 output
+ * types, though ONNX has them: ONNX Runtime Web 1.30 runs a lone 4- or 2-bit QuantizeLinear
+ * correctly, but a whole network whose activations mix 8- and 4-bit QuantizeLinear outputs hung
+ * in session.run or failed with "memory access out of bounds" on release (docs/decisions.md).
+ * Every runtime that runs QDQ int8 runs this form, and it stays fusable into integer kernels.
+ */
+function activationStorage(p: QuantParams): { storage: Storage; clip: boolean } {
+  return { storage: p.signed ? STORAGE.int8 : STORAGE.uint8, clip: p.bits < 8 };
+}
+
+/** Integer values in a container: whole bytes, or packed two to a byte (low nibble first). */
+function intTensor(name: string, dims: readonly number[], values: ArrayLike<number>, s: Storage): TensorProto {
+  if (s.type === DataType.INT8) return int8Tensor(name, [...dims], Int8Array.from(values), true);
+  if (s.type === DataType.UINT8) return int8Tensor(name, [...dims], Uint8Array.from(values), false);
+  return { name, dims: [...dims], dataType: s.type, rawData: packSubByte(values, 4) };
 }
 
 function codesTensor(name: string, dims: readonly number[], codes: Int32Array, p: QuantParams): TensorProto {
-  const { type } = storage(p);
-  if (type === DataType.INT8) return int8Tensor(name, dims, Int8Array.from(codes), true);
-  if (type === DataType.UINT8) return int8Tensor(name, dims, Uint8Array.from(codes), false);
-  return { name, dims: [...dims], dataType: type, rawData: packSubByte(codes, 4) };
+  return intTensor(name, dims, codes, weightStorage(p));
 }
 
 function zeroTensor(name: string, p: QuantParams, dims: number[]): TensorProto {
-  const { type } = storage(p);
-  if (type === DataType.INT8) return int8Tensor(name, dims, Int8Array.from(p.zeroPoint), true);
-  if (type === DataType.UINT8) return int8Tensor(name, dims, Uint8Array.from(p.zeroPoint), false);
-  return { name, dims, dataType: type, rawData: packSubByte(p.zeroPoint, 4) };
+  return intTensor(name, dims, p.zeroPoint, weightStorage(p));
 }
 
 /** Names `blockedWeight` adds after a weight's prefix. */
@@ -146,7 +177,7 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
       replacedInputs.set(node, (node.input ?? []).map((n, i) => (i === 1 ? `${base}_dequantized` : n)));
       continue;
     }
-    opset = Math.max(opset, storage(params).opset);
+    opset = Math.max(opset, weightStorage(params).opset);
     const g = params.granularity;
     const inputs = [...(node.input ?? [])];
     inputs[1] = `${base}_dequantized`;
@@ -182,9 +213,18 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
       const channels = params.scale.length;
       const bScale = new Float32Array(channels);
       const bCodes = new Int32Array(channels);
+      let fits = true;
       for (let c = 0; c < channels; c++) {
         bScale[c] = inAct.scale[0]! * params.scale[c]!;
-        bCodes[c] = roundHalfEven(b[c]! / bScale[c]!);
+        const q = roundHalfEven(b[c]! / bScale[c]!);
+        fits &&= Number.isFinite(q) && q >= -(2 ** 31) && q < 2 ** 31;
+        bCodes[c] = q;
+      }
+      // a bias far larger than its channel's step product (a near-constant filter) has no int32 form: it stays float
+      if (!fits) {
+        replacedInputs.set(node, inputs);
+        preNodes.set(node, extra);
+        continue;
       }
       newInits.push(int32Tensor(`${bias}_quantized`, [channels], bCodes), floatTensor(`${bias}_scale`, [channels], bScale));
       extra.push({
@@ -205,11 +245,26 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
   for (const [tensor, p] of activations) {
     const s = `${tensor}_scale`;
     const z = `${tensor}_zero_point`;
-    newInits.push(floatTensor(s, [], p.scale), int8Tensor(z, [], p.signed ? Int8Array.from(p.zeroPoint) : Uint8Array.from(p.zeroPoint), p.signed));
-    actNodes.set(tensor, [
-      { name: `${tensor}_QuantizeLinear`, opType: 'QuantizeLinear', input: [tensor, s, z], output: [`${tensor}_quantized`] },
+    const { storage, clip } = activationStorage(p);
+    opset = Math.max(opset, storage.opset);
+    newInits.push(floatTensor(s, [], p.scale), intTensor(z, [], p.zeroPoint, storage));
+    const steps: NodeProto[] = [];
+    let quantizeInput = tensor;
+    if (clip) {
+      // Clip to s·(qmin − z) … s·(qmax − z): round(x/s) of a bound is exactly qmin − z or qmax − z,
+      // so QuantizeLinear then gives clamp(round(x/s) + z, qmin, qmax), the engine's code, bit for bit
+      const { qmin, qmax } = intRange(p.bits, p.signed, p.symmetric);
+      const scale = Math.fround(p.scale[0]!);
+      const zero = p.zeroPoint[0]!;
+      newInits.push(floatTensor(`${tensor}_clip_min`, [], Float32Array.of(scale * (qmin - zero))), floatTensor(`${tensor}_clip_max`, [], Float32Array.of(scale * (qmax - zero))));
+      steps.push({ name: `${tensor}_Clip`, opType: 'Clip', input: [tensor, `${tensor}_clip_min`, `${tensor}_clip_max`], output: [`${tensor}_clipped`] });
+      quantizeInput = `${tensor}_clipped`;
+    }
+    steps.push(
+      { name: `${tensor}_QuantizeLinear`, opType: 'QuantizeLinear', input: [quantizeInput, s, z], output: [`${tensor}_quantized`] },
       { name: `${tensor}_DequantizeLinear`, opType: 'DequantizeLinear', input: [`${tensor}_quantized`, s, z], output: [`${tensor}_dequantized`] },
-    ]);
+    );
+    actNodes.set(tensor, steps);
     actRename.set(tensor, `${tensor}_dequantized`);
   }
 

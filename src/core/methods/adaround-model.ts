@@ -7,7 +7,7 @@ import { exportQdq, type QuantizedWeight } from '../export/qdq';
 import { captureTensors } from '../quant/calibrate';
 import { onAxis, weightParams, type Bits, type StepInit } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
-import { ADAROUND_ITERS, weightGranularity, type GroupSize } from '../plan';
+import { ADAROUND_ITERS, weightGrid, type GroupSize, type WeightGridKind } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { conv2dAttrs, type Nd } from '../backends/cpu/reference';
 import { GemmConv } from '../backends/cpu/conv-gemm';
@@ -55,6 +55,8 @@ export interface AdaRoundModelInput {
   readonly bitsFor: (layer: QuantLayer) => Bits;
   readonly scale: StepInit;
   readonly groupSize?: GroupSize;
+  /** The weight grid below 8 bits. */
+  readonly weightGrid: WeightGridKind;
   readonly calib: ImageBatches;
   readonly gemm: Gemm;
   readonly options: Partial<AdaRoundOptions>;
@@ -78,7 +80,7 @@ export async function adaroundModel(input: AdaRoundModelInput, emit: Emit, signa
     const inputName = layer.node.input![0]!;
     const inputs = (await captureTensors(prefix, [inputName], calib, signal)).get(inputName)!;
     const w = channelsFirst(tensorToFloat32(layer.weightTensor), layer.weightDims, layer.channelAxis);
-    const params = weightParams(w.data, w.dims, { bits: input.bitsFor(layer), symmetric: true, granularity: weightGranularity(input.groupSize, 0) }, input.scale);
+    const params = weightParams(w.data, w.dims, weightGrid(input.bitsFor(layer), input.weightGrid, input.groupSize, 0), input.scale);
     const target = targets.get(points[i]!.tensor)!;
     let last = 0;
     const result = await adaroundLayer(

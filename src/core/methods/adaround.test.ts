@@ -49,7 +49,7 @@ describe('AdaRound on one layer', () => {
     for (let i = 0; i < w.data.length; i++) {
       const s = params.scale[Math.floor(i / (C * 9))]!;
       const f = Math.floor(w.data[i]! / s);
-      expect([f, f + 1].map((q) => Math.max(-3, Math.min(3, q)))).toContain(result.codes[i]);
+      expect([f, f + 1].map((q) => Math.max(-4, Math.min(3, q)))).toContain(result.codes[i]);
     }
   });
 

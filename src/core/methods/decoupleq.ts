@@ -30,11 +30,24 @@ import { gridOf } from './adaround';
  * where its H-weighted error improved. Stage 2, block by block: with the integers frozen, learn
  * s and z so that the block output matches the float model's (label-free MSE).
  *
+ * Act-order (`actOrder`, on by default as in both reference scripts): every integer step visits
+ * the columns by descending diag(H) (ties by column index, so the order is deterministic), with the
+ * Cholesky factor of the permuted H, and writes each code back to its original column. Each column
+ * keeps the (s, z) of its group over the ORIGINAL column order — the reference expands (s, z) to
+ * one pair per column before permuting them along with the columns, i.e. GPTQ's "static groups" —
+ * so group g still covers original columns g·size … (g+1)·size−1, as the export assumes (groups
+ * of consecutive permuted columns would scatter over the row, which that layout cannot express).
+ * The integer step never changes (s, z), so nothing needs recomputing in the permuted pass. The float
+ * step and the error bookkeeping run on the original order: (w0 − ŵ)ᵀ H (w0 − ŵ) and its
+ * least-squares (s, z) are unchanged by permuting H, w0 and q together when each column keeps its
+ * group, so the permuted solve would only reorder floating-point sums (the reference solves it
+ * unpermuted too).
+ *
  * Departures, written down: the integer step uses the "gptq" rounding (the LLM recipe) rather than
  * the ResNet script's PGD+"train" rounding, whose n inner solves per layer cost too much on a CPU;
  * the first round's 160-candidate shrink search scores candidates by diag(H)-weighted error rather
  * than the full quadratic form (its closed-form refit and the improvement test use the full H);
- * columns are not re-ordered by diag(H) (act-order); ties round half to even, the studio's one rule.
+ * ties round half to even, the studio's one rule.
  */
 export interface DecoupleQOptions {
   /** Alternation rounds including the first GPTQ pass (the scripts' max_iter_num = 4). */
@@ -46,9 +59,11 @@ export interface DecoupleQOptions {
   readonly batch: number;
   readonly blockLr: number;
   readonly seed: number;
+  /** Integer steps visit columns by descending diag(H), groups staying on original columns (`--act-order`, on in both scripts). */
+  readonly actOrder: boolean;
 }
 
-export const DECOUPLEQ_DEFAULTS: DecoupleQOptions = { rounds: 4, damp: 0.01, blockIters: DECOUPLEQ_BLOCK_ITERS, batch: 32, blockLr: 1e-5, seed: 0 };
+export const DECOUPLEQ_DEFAULTS: DecoupleQOptions = { rounds: 4, damp: 0.01, blockIters: DECOUPLEQ_BLOCK_ITERS, batch: 32, blockLr: 1e-5, seed: 0, actOrder: true };
 
 /** One group of rows sharing an input Hessian (a conv group; all rows for a dense layer). */
 interface RowProblem {
@@ -174,21 +189,44 @@ function grouping(p: RowProblem): { groups: number; size: number; at: (i: number
   return { groups, size, at: (i, j) => i * groups + Math.floor(j / size) };
 }
 
-/** GPTQ: quantize columns in order, pushing each column's error onto the later ones through U = chol(H⁻¹)ᵀ. */
-function gptq(p: RowProblem, u: Float64Array, s: Float64Array, z: Float64Array, qmin: number, qmax: number): Int32Array {
+/**
+ * Act-order: the columns by descending diag(H), ties by index (a stable, deterministic order).
+ * Null when that is the identity (nothing to permute).
+ */
+export function actOrderPermutation(h: Float64Array, n: number): Int32Array | null {
+  const perm = Int32Array.from({ length: n }, (_, j) => j).sort((a, b) => h[b * n + b]! - h[a * n + a]! || a - b);
+  return perm.every((c, j) => c === j) ? null : perm;
+}
+
+/** H[perm][:, perm]. */
+function permuteHessian(h: Float64Array, n: number, perm: Int32Array): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) out[a * n + b] = h[perm[a]! * n + perm[b]!]!;
+  return out;
+}
+
+/**
+ * GPTQ: quantize columns in the order `perm` (identity when null), pushing each column's error onto
+ * the later ones through U = chol(H_perm⁻¹)ᵀ of the correspondingly permuted H. Column perm[j] uses
+ * the (s, z) of its own group over the original column order, and its code goes back to column perm[j].
+ */
+function gptq(p: RowProblem, u: Float64Array, perm: Int32Array | null, s: Float64Array, z: Float64Array, qmin: number, qmax: number): Int32Array {
   const { m, n } = p;
   const { at } = grouping(p);
-  const w = Float64Array.from(p.w0);
+  const w = new Float64Array(n);
   const q = new Int32Array(m * n);
   for (let i = 0; i < m; i++) {
     const row = i * n;
+    // w is row i in visiting order
+    for (let j = 0; j < n; j++) w[j] = p.w0[row + (perm ? perm[j]! : j)]!;
     for (let j = 0; j < n; j++) {
-      const v = w[row + j]!;
-      const k = at(i, j);
+      const col = perm ? perm[j]! : j;
+      const v = w[j]!;
+      const k = at(i, col);
       const c = quantizeRow(v, s[k]!, z[k]!, qmin, qmax);
-      q[row + j] = c;
+      q[row + col] = c;
       const e = (v - (s[k]! * c + z[k]!)) / u[j * n + j]!;
-      for (let l = j + 1; l < n; l++) w[row + l]! -= e * u[j * n + l]!;
+      for (let l = j + 1; l < n; l++) w[l]! -= e * u[j * n + l]!;
     }
   }
   return q;
@@ -220,8 +258,8 @@ function keepImproved(best: { q: Int32Array; s: Float64Array; z: Float64Array; e
   return improved;
 }
 
-/** Stage 1 for one group of rows. */
-export function solveRows(p: RowProblem, bits: Bits, rounds: number): RowSolution {
+/** Stage 1 for one group of rows; `actOrder` orders the integer steps' columns by descending diag(H). */
+export function solveRows(p: RowProblem, bits: Bits, rounds: number, actOrder = DECOUPLEQ_DEFAULTS.actOrder): RowSolution {
   const { m, n, w0 } = p;
   const { groups, size, at } = grouping(p);
   const { qmin, qmax } = intRange(bits, true, false);
@@ -245,9 +283,11 @@ export function solveRows(p: RowProblem, bits: Bits, rounds: number): RowSolutio
   for (let i = 0; i < m; i++) for (let g = 0; g < groups; g++) ({ s: s[i * groups + g], z: z[i * groups + g] } = minMax(i, g));
   const q = Int32Array.from({ length: m * n }, (_, k) => quantizeRow(w0[k]!, s[at(Math.floor(k / n), k % n)]!, z[at(Math.floor(k / n), k % n)]!, qmin, qmax));
   const best = { q, s, z, err: rowErrors(p, q, s, z) };
-  const u = inverseUpperFactor(p.h, n);
+  // act-order touches only the integer steps (see the header): their visiting order and factor
+  const perm = actOrder ? actOrderPermutation(p.h, n) : null;
+  const u = inverseUpperFactor(perm ? permuteHessian(p.h, n, perm) : p.h, n);
   const integerStep = () => {
-    const cand = { q: gptq(p, u, best.s, best.z, qmin, qmax), s: Float64Array.from(best.s), z: Float64Array.from(best.z) };
+    const cand = { q: gptq(p, u, perm, best.s, best.z, qmin, qmax), s: Float64Array.from(best.s), z: Float64Array.from(best.z) };
     return keepImproved(best, { ...cand, err: rowErrors(p, cand.q, cand.s, cand.z) }, n, groups);
   };
   const floatStep = (from: { q: Int32Array }) => {
@@ -388,7 +428,7 @@ export async function decoupleqModel(input: DecoupleQInput, emit: Emit, signal?:
       await yieldToEventLoop();
       throwIfAborted(signal);
       const rows = Float64Array.from(w.data.subarray(g * perGroup * n, (g + 1) * perGroup * n));
-      const sol = solveRows({ w0: rows, m: perGroup, n, h, ...(input.groupSize ? { group: input.groupSize } : {}) }, input.bitsFor(layer), o.rounds);
+      const sol = solveRows({ w0: rows, m: perGroup, n, h, ...(input.groupSize ? { group: input.groupSize } : {}) }, input.bitsFor(layer), o.rounds, o.actOrder);
       q.set(sol.q, g * perGroup * n);
       s.set(sol.s, g * perGroup * perRow);
       z.set(sol.z, g * perGroup * perRow);

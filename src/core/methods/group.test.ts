@@ -38,10 +38,10 @@ async function actParams(): Promise<Map<string, QuantParams>> {
 
 const run: Record<MethodName, () => Promise<QuantizedWeight[]>> = {
   rtn: async () => layers.map((l) => roundToNearest(l, 3, 'lp', GROUP)),
-  adaround: async () => adaroundModel({ model, layers, bitsFor, scale: 'lp', groupSize: GROUP, calib, gemm: await createGemm({ threads: 1 }), options: { iters: 20 } }, () => {}),
-  brecq: async () => (await reconstructWeights({ model, layers, blocks, bitsFor, scale: 'lp', groupSize: GROUP, skip: () => false, calib, convs, options: { iters: 20 } }, 'brecq', null, () => {})).weights,
-  qdrop: async () => (await reconstructWeights({ model, layers, blocks, bitsFor, scale: 'mse', groupSize: GROUP, skip: () => false, calib, convs, options: { iters: 20 } }, 'qdrop', await actParams(), () => {})).weights,
-  nwq: async () => (await nwqModel({ model, layers, blocks, bitsFor, scale: 'lp', groupSize: GROUP, calib, convs, options: { iters: 20 } }, await actParams(), () => {})).weights,
+  adaround: async () => adaroundModel({ model, layers, bitsFor, scale: 'lp', groupSize: GROUP, weightGrid: 'asymmetric', calib, gemm: await createGemm({ threads: 1 }), options: { iters: 20 } }, () => {}),
+  brecq: async () => (await reconstructWeights({ model, layers, blocks, bitsFor, scale: 'lp', groupSize: GROUP, weightGrid: 'asymmetric', skip: () => false, calib, convs, options: { iters: 20 } }, 'brecq', null, () => {})).weights,
+  qdrop: async () => (await reconstructWeights({ model, layers, blocks, bitsFor, scale: 'mse', groupSize: GROUP, weightGrid: 'asymmetric', skip: () => false, calib, convs, options: { iters: 20 } }, 'qdrop', await actParams(), () => {})).weights,
+  nwq: async () => (await nwqModel({ model, layers, blocks, bitsFor, scale: 'lp', groupSize: GROUP, weightGrid: 'asymmetric', calib, convs, options: { iters: 20 } }, await actParams(), () => {})).weights,
   decoupleq: async () => decoupleqModel({ model, layers, blocks, bitsFor, calib, convs, groupSize: GROUP, options: { rounds: 2, blockIters: 20 } }, () => {}),
 };
 

@@ -26,7 +26,7 @@ describe('NWQ', () => {
     const all = randn(48 * 64, rng(1));
     const calib = { batches: 3, batch: async (b: number) => ({ data: all.slice(b * 16 * 64, (b + 1) * 16 * 64), shape: [16, 1, 8, 8] }) } as unknown as ImageBatches;
     const events: PipelineEvent[] = [];
-    const input = { model, layers, blocks: partitionModel(model, 'block').blocks, bitsFor: () => 8 as const, scale: 'minmax' as const, calib, convs: new WasmConvPool(), options: { iters: 1, seed: 2 } };
+    const input = { model, layers, blocks: partitionModel(model, 'block').blocks, bitsFor: () => 8 as const, scale: 'minmax' as const, weightGrid: 'asymmetric' as const, calib, convs: new WasmConvPool(), options: { iters: 1, seed: 2 } };
     // 8-bit weights, activations float, τ = 1: the loss at step 0 is only the 8-bit grid's rounding noise … tiny
     await nwqModel(input, null, (e) => events.push(e), undefined);
     const first = events.find((e) => e.type === 'loss');
@@ -40,7 +40,8 @@ describe('NWQ', () => {
     await nwqModel({ ...input, bitsFor: () => 2 as const, options: { iters: 300, seed: 2, lr: 1e-2 } }, null, (e) => learned.push(e), undefined);
     const losses = learned.flatMap((e) => (e.type === 'loss' ? [e.rec] : []));
     const tail = losses.slice(-3).reduce((a, b) => a + b, 0) / 3;
-    expect(losses[0]!).toBeLessThan(0.1 * rtn);
+    // the soft start is the float weight except where the rounded zero point pushes a channel's extreme off the grid (at most half a step)
+    expect(losses[0]!).toBeLessThan(0.2 * rtn);
     expect(tail).toBeLessThan(0.8 * rtn);
   }, 120_000);
 });

@@ -5,7 +5,7 @@ import type { Block } from '../graph/partition';
 import type { QuantizedWeight } from '../export/qdq';
 import { captureTensors, concatBatches, gatherRows, type Captured } from '../quant/calibrate';
 import { dequantizeTensor, intRange, onAxis, weightParams, type Bits, type QuantParams, type StepInit } from '../quant/quantizer';
-import { weightGranularity, type GroupSize } from '../plan';
+import { weightGrid, type GroupSize, type WeightGridKind } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { gridRuns, type Nd } from '../backends/cpu/reference';
 import { Adam } from '../optim/adam';
@@ -60,6 +60,8 @@ export interface NwqInput {
   readonly bitsFor: (layer: QuantLayer) => Bits;
   readonly scale: StepInit;
   readonly groupSize?: GroupSize;
+  /** The weight grid below 8 bits. */
+  readonly weightGrid: WeightGridKind;
   readonly calib: ImageBatches;
   readonly convs: WasmConvPool;
   readonly options: Partial<NwqOptions>;
@@ -73,8 +75,9 @@ const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 interface Rounding {
   readonly weight: Nd;
   readonly params: QuantParams;
-  /** Each weight's step (its channel's or group's scale). */
+  /** Each weight's step and zero point (its channel's or group's). */
   readonly step: Float32Array;
+  readonly zero: Float32Array;
   readonly floor: Float32Array;
   readonly d: Float32Array;
   readonly adam: Adam;
@@ -82,12 +85,12 @@ interface Rounding {
   readonly qmax: number;
 }
 
-/** ŵ = s·clamp(floor(w/s) + sigmoid(d/τ), qmin, qmax), channels on axis 0. */
+/** ŵ = s·(clamp(floor(w/s) + sigmoid(d/τ) + z, qmin, qmax) − z), channels on axis 0. */
 function softWeight(r: Rounding, tau: number): Nd {
   const out = new Float32Array(r.weight.data.length);
   for (let i = 0; i < out.length; i++) {
-    const q = r.floor[i]! + sigmoid(r.d[i]! / tau);
-    out[i] = r.step[i]! * (q < r.qmin ? r.qmin : q > r.qmax ? r.qmax : q);
+    const q = r.floor[i]! + sigmoid(r.d[i]! / tau) + r.zero[i]!;
+    out[i] = r.step[i]! * ((q < r.qmin ? r.qmin : q > r.qmax ? r.qmax : q) - r.zero[i]!);
   }
   return { shape: r.weight.shape, data: out };
 }
@@ -96,7 +99,7 @@ function softWeightGrad(r: Rounding, tau: number, dW: Nd): Float32Array {
   const g = new Float32Array(r.d.length);
   for (let i = 0; i < g.length; i++) {
     const p = sigmoid(r.d[i]! / tau);
-    const q = r.floor[i]! + p;
+    const q = r.floor[i]! + p + r.zero[i]!;
     if (q < r.qmin || q > r.qmax) continue;
     g[i] = (dW.data[i]! * r.step[i]! * p * (1 - p)) / tau;
   }
@@ -105,7 +108,7 @@ function softWeightGrad(r: Rounding, tau: number, dW: Nd): Float32Array {
 
 function hardCodes(r: Rounding): Int32Array {
   return Int32Array.from(r.floor, (f, i) => {
-    const q = f + (r.d[i]! >= 0 ? 1 : 0);
+    const q = f + (r.d[i]! >= 0 ? 1 : 0) + r.zero[i]!;
     return q < r.qmin ? r.qmin : q > r.qmax ? r.qmax : q;
   });
 }
@@ -142,10 +145,14 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
   const program = BlockProgram.compile(model, whole, layers, await input.convs.factory());
   const roundings: Rounding[] = program.slots.map((slot) => {
     const bits = input.bitsFor(slot.layer);
-    const params = weightParams(slot.weight.data, slot.weight.shape, { bits, symmetric: true, granularity: weightGranularity(input.groupSize, 0) }, input.scale);
+    const params = weightParams(slot.weight.data, slot.weight.shape, weightGrid(bits, input.weightGrid, input.groupSize, 0), input.scale);
     const { qmin, qmax } = intRange(bits, params.signed, params.symmetric);
     const step = new Float32Array(slot.weight.data.length);
-    gridRuns(slot.weight, gridOf(params), 'nwq', (p, start, end) => step.fill(params.scale[p]!, start, end));
+    const zero = new Float32Array(slot.weight.data.length);
+    gridRuns(slot.weight, gridOf(params), 'nwq', (p, start, end) => {
+      step.fill(params.scale[p]!, start, end);
+      zero.fill(params.zeroPoint[p]!, start, end);
+    });
     const floor = new Float32Array(slot.weight.data.length);
     const d = new Float32Array(slot.weight.data.length);
     for (let i = 0; i < d.length; i++) {
@@ -155,7 +162,7 @@ export async function nwqModel(input: NwqInput, activations: ReadonlyMap<string,
       const r = Math.min(1 - 1e-4, Math.max(1e-4, u - floor[i]!));
       d[i] = Math.log(r / (1 - r));
     }
-    return { weight: slot.weight, params, step, floor, d, adam: new Adam(d, { lr: o.lr }), qmin, qmax };
+    return { weight: slot.weight, params, step, zero, floor, d, adam: new Adam(d, { lr: o.lr }), qmin, qmax };
   });
   const quantizers = new Map<string, ActQuantizer>(
     [...(activations ?? [])]

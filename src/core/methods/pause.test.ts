@@ -21,6 +21,7 @@ function input(): ReconstructionInput {
     blocks: partitionModel(model, 'block').blocks,
     bitsFor: () => 2,
     scale: 'lp',
+    weightGrid: 'asymmetric',
     skip: () => false,
     calib: syntheticBatches(64, [1, 8, 8], 3),
     convs: new WasmConvPool(),

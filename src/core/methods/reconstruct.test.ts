@@ -22,6 +22,7 @@ function setup(iters: number, lr = 1e-3) {
     blocks: partitionModel(model, 'block').blocks,
     bitsFor: () => 2,
     scale: 'lp',
+    weightGrid: 'asymmetric',
     skip: () => false,
     calib: syntheticBatches(64, [1, 8, 8], 3),
     convs: new WasmConvPool(),
@@ -45,7 +46,7 @@ describe('block reconstruction (BRECQ)', () => {
     learned.blocks.forEach((b, i) => expect(b.decided!).toBeGreaterThan(Math.max(0.4, 10 * rtn.blocks[i]!.decided!)));
     // losses were reported, and the codes are on the 2-bit grid
     expect(events.some((e) => e.type === 'loss')).toBe(true);
-    for (const w of learned.weights) for (const c of w.codes) expect(c >= -2 && c <= 1).toBe(true);
+    for (const w of learned.weights) for (const c of w.codes) expect(c >= 0 && c <= 3).toBe(true);
   }, 180_000);
 
   it('with Fisher weighting (the paper’s loss) it also beats round-to-nearest at the network output', async () => {

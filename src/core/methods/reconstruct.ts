@@ -6,7 +6,7 @@ import { captureRows, captureTensors, type CacheChoice } from '../quant/calibrat
 import { createRowCache, gatherBatch, type RowCache } from '../quant/row-cache';
 import { dequantizeTensor, intRange, onAxis, quantizeTensor, weightParams, type Bits, type QuantParams, type StepInit } from '../quant/quantizer';
 import { channelsFirst } from '../quant/weight-layout';
-import { weightGranularity, type GroupSize } from '../plan';
+import { weightGrid, type GroupSize, type WeightGridKind } from '../plan';
 import type { ImageBatches } from '../data/batches';
 import { adaroundBackward, adaroundForward, adaroundInit, adaroundRegBackward, adaroundRegForward, rectifiedSigmoid, type Nd, type QuantGrid } from '../backends/cpu/reference';
 import { BufferPool, zeros32 } from '../tensor/buffer-pool';
@@ -84,6 +84,8 @@ export interface ReconstructionInput {
   readonly bitsFor: (layer: QuantLayer) => Bits;
   readonly scale: StepInit;
   readonly groupSize?: GroupSize;
+  /** The weight grid below 8 bits. */
+  readonly weightGrid: WeightGridKind;
   /** Layers kept at round-to-nearest (BRECQ leaves the first layer unreconstructed, §1.5). */
   readonly skip: (layer: QuantLayer) => boolean;
   readonly calib: ImageBatches;
@@ -307,7 +309,7 @@ export async function reconstructWeights(
     const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
     const slots = program.slots.map((slot): SlotState => {
       const bits = input.bitsFor(slot.layer);
-      const params = weightParams(slot.weight.data, slot.weight.shape, { bits, symmetric: true, granularity: weightGranularity(input.groupSize, 0) }, input.scale);
+      const params = weightParams(slot.weight.data, slot.weight.shape, weightGrid(bits, input.weightGrid, input.groupSize, 0), input.scale);
       const grid = gridOf(params);
       if (input.skip(slot.layer)) {
         const fixed = dequantizeTensor(quantizeTensor(slot.weight.data, slot.weight.shape, params), slot.weight.shape, params);

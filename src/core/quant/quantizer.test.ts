@@ -18,11 +18,20 @@ describe('quantizer', () => {
     expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, 2.6].map(roundHalfEven)).toEqual([0, 2, 2, -0, -2, -2, 2, 3]);
   });
 
-  it('uses ONNX Runtime’s ranges: symmetric int8 is [−127, 127], uint8 [0, 255], int4 symmetric [−7, 7]', () => {
+  it('gives every grid 2^b levels, except symmetric int8, which is ONNX Runtime’s [−127, 127]', () => {
     expect(intRange(8, true, true)).toEqual({ qmin: -127, qmax: 127 });
     expect(intRange(8, false, false)).toEqual({ qmin: 0, qmax: 255 });
-    expect(intRange(4, true, true)).toEqual({ qmin: -7, qmax: 7 });
+    expect(intRange(4, true, true)).toEqual({ qmin: -8, qmax: 7 });
+    expect(intRange(3, true, true)).toEqual({ qmin: -4, qmax: 3 });
+    expect(intRange(2, true, true)).toEqual({ qmin: -2, qmax: 1 });
     expect(intRange(2, true, false)).toEqual({ qmin: -2, qmax: 1 });
+    expect(intRange(2, false, false)).toEqual({ qmin: 0, qmax: 3 });
+    for (const bits of [2, 3, 4, 5, 6, 7] as const) {
+      for (const [signed, symmetric] of [[true, true], [true, false], [false, false]] as const) {
+        const r = intRange(bits, signed, symmetric);
+        expect(r.qmax - r.qmin + 1).toBe(2 ** bits);
+      }
+    }
   });
 
   it('per-channel symmetric min–max maps each channel’s largest magnitude to ±qmax', () => {
@@ -154,12 +163,12 @@ describe('quantizer', () => {
     const sy = chooseStep(x, min, max, intRange(4, true, true), true, true, 'mse');
     let best = { e: Infinity, s: 0 };
     for (let i = 1; i <= 100; i++) {
-      const s = ((i / 100) * Math.max(-min, max)) / 7;
-      const e = score(x, s, 0, -7, 7);
+      const s = ((i / 100) * Math.max(-min, max)) / 7.5;
+      const e = score(x, s, 0, -8, 7);
       if (e < best.e) best = { e, s };
     }
     expect(sy.scale).toBeCloseTo(best.s, 6);
-    expect(sy.scale).toBeLessThan(Math.max(-min, max) / 7); // it clips the tail
+    expect(sy.scale).toBeLessThan(Math.max(-min, max) / 7.5); // it clips the tail
     // one-sided (post-ReLU) unsigned 3-bit: thresholds over [0, t]
     const relu = Float32Array.from(x, (v) => Math.max(0, v));
     const one = chooseStep(relu, 0, max, intRange(3, false, false), false, false, 'mse');

@@ -11,11 +11,16 @@ export interface IntRange {
   readonly qmax: number;
 }
 
-/** Signed symmetric grids drop the most negative code (e.g. [−127, 127]) so that zero is centred, as ONNX Runtime's quantizer does. */
+/**
+ * Every grid has 2^b levels, except the signed symmetric 8-bit one, which drops −128 ([−127, 127])
+ * as ONNX Runtime's quantizer does, to keep its u8s8 integer kernels from overflowing. Below 8 bits
+ * weights are stored in int4/uint4 containers and dequantized, so dropping a code would buy
+ * nothing and cost a third of a 2-bit grid (ternary instead of four levels).
+ */
 export function intRange(bits: Bits, signed: boolean, symmetric: boolean): IntRange {
   if (!signed) return { qmin: 0, qmax: 2 ** bits - 1 };
   const half = 2 ** (bits - 1);
-  return { qmin: symmetric ? -(half - 1) : -half, qmax: half - 1 };
+  return { qmin: symmetric && bits === 8 ? -(half - 1) : -half, qmax: half - 1 };
 }
 
 export function roundHalfEven(x: number): number {
@@ -24,8 +29,13 @@ export function roundHalfEven(x: number): number {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
+/**
+ * ONNX QuantizeLinear divides in float32 (ONNX Runtime does, measured: rounding the double
+ * quotient instead disagreed on 7% of values placed near ties), so the quotient is rounded to
+ * float32 before it is rounded to an integer: the codes are then the exported file's, bit for bit.
+ */
 export function quantizeValue(x: number, scale: number, zero: number, range: IntRange): number {
-  const q = roundHalfEven(x / scale) + zero;
+  const q = roundHalfEven(Math.fround(x / scale)) + zero;
   return q < range.qmin ? range.qmin : q > range.qmax ? range.qmax : q;
 }
 
@@ -135,6 +145,8 @@ export const PERCENTILE = 99.99;
 function gridFromRange(lo0: number, hi0: number, range: IntRange, signed: boolean, symmetric: boolean): { scale: number; zero: number } {
   const lo = Math.min(lo0, 0);
   const hi = Math.max(hi0, 0);
+  // a constant-zero channel (pruned filter) is exact on any grid: a unit step keeps its int32 bias (b / (s_in·s_w)) finite
+  if (hi === lo) return { scale: 1, zero: symmetric ? (signed ? 0 : Math.ceil((range.qmin + range.qmax) / 2)) : range.qmin };
   if (symmetric) return { scale: Math.max(Math.max(-lo, hi) / ((range.qmax - range.qmin) / 2), MIN_SCALE), zero: signed ? 0 : Math.ceil((range.qmin + range.qmax) / 2) };
   const scale = Math.max((hi - lo) / (range.qmax - range.qmin), MIN_SCALE);
   return { scale, zero: Math.min(range.qmax, Math.max(range.qmin, roundHalfEven(range.qmin - lo / scale))) };
@@ -191,7 +203,7 @@ function mseTwoSided(x: Float32Array, lo: number, hi: number, range: IntRange): 
   for (let i = 1; i <= 100; i++) {
     const scale = Math.max(((i / 100) * (hi - lo)) / levels, MIN_SCALE);
     for (let j = 0; j < n; j++) {
-      r[j] = roundHalfEven(v[j]! / scale);
+      r[j] = roundHalfEven(Math.fround(v[j]! / scale));
       prefix[j + 1] = prefix[j]! + Math.abs(v[j]! - scale * r[j]!) ** 2.4;
     }
     for (let zp = 0; zp <= levels; zp++) {

@@ -38,7 +38,7 @@ export interface SearchInput {
   /** The method the plan names (default brecq). */
   readonly method?: MethodName;
   readonly seed?: number;
-  /** Pins the first and last layer at 8 bits (8 must be a candidate), and says so in the plan. */
+  /** Pins the first and last layer at 8 bits (8 must be a candidate), and says so in the plan; default true, as a quantize plan. */
   readonly headStem8bit?: boolean;
   /** A latency lookup table (JSON as read); measured with ONNX Runtime when a latency budget has none. */
   readonly latencyTable?: unknown;
@@ -160,7 +160,7 @@ export async function runSearch(input: SearchInput, emit: SearchEmit = () => {},
   const bits = [...new Set(input.bits ?? [2, 4, 8])].sort((a, b) => a - b) as Bits[];
   if (bits.length < 2) throw new BudgetError('give at least two candidate bit widths');
   const pinned: Record<string, Bits> = {};
-  if (input.headStem8bit) {
+  if (input.headStem8bit !== false) {
     if (!bits.includes(8)) throw new BudgetError('pinning the first and last layer at 8 bits needs 8 among the candidate widths');
     for (const l of layers) if (l.isFirst || l.isLast) pinned[l.name] = 8;
   }
@@ -209,7 +209,7 @@ export async function runSearch(input: SearchInput, emit: SearchEmit = () => {},
     method: input.method ?? 'brecq',
     wbits: Math.max(...chosenBits),
     abits: input.abits,
-    headStem8bit: input.headStem8bit === true,
+    headStem8bit: input.headStem8bit !== false,
     layerBits: outcome.chosen.layerBits,
     seed,
   });

@@ -8,6 +8,7 @@ import { BlockProgram } from '../engine/block-program';
 import type { WasmConvPool } from '../engine/conv-engine';
 import type { Nd } from '../backends/cpu/reference';
 import { reconstructWeights } from '../methods/reconstruct';
+import { weightGrid, type WeightGridKind } from '../plan';
 import { throwIfAborted, yieldToEventLoop } from '../events';
 import type { SearchEmit } from './events';
 
@@ -53,6 +54,8 @@ export interface SensitivityOptions {
   readonly iters?: number;
   /** Weight step sizes: BRECQ's Lp search (default) or min–max. */
   readonly scale?: StepInit;
+  /** The weight grid below 8 bits (default asymmetric, as a quantize run's). */
+  readonly weightGrid?: WeightGridKind;
   /** Same-block pair terms at the lowest candidate width (default true). */
   readonly pairs?: boolean;
   readonly seed?: number;
@@ -122,6 +125,7 @@ class CheapBlock {
     private readonly inputs: Captured,
     private readonly targets: Captured,
     private readonly scale: StepInit,
+    private readonly grid: WeightGridKind,
   ) {}
 
   private weight(slot: number, bits: Bits): Nd {
@@ -129,7 +133,7 @@ class CheapBlock {
     let w = this.cache.get(key);
     if (!w) {
       const { weight } = this.program.slots[slot]!;
-      const p = weightParams(weight.data, weight.shape, { bits, symmetric: true, granularity: { kind: 'channel', axis: 0 } }, this.scale);
+      const p = weightParams(weight.data, weight.shape, weightGrid(bits, this.grid, undefined, 0), this.scale);
       w = { shape: weight.shape, data: dequantizeTensor(quantizeTensor(weight.data, weight.shape, p), weight.shape, p) };
       this.cache.set(key, w);
     }
@@ -172,6 +176,7 @@ export async function measureSensitivity(input: SensitivityInput, options: Sensi
   const top = bits.at(-1)!;
   const low = bits[0]!;
   const scale = options.scale ?? 'lp';
+  const grid = options.weightGrid ?? 'asymmetric';
   const seed = options.seed ?? 0;
   const iters = options.mode === 'reconstructed' ? (options.iters ?? DEFAULT_SENSITIVITY_ITERS) : null;
   const withPairs = options.pairs !== false;
@@ -202,7 +207,7 @@ export async function measureSensitivity(input: SensitivityInput, options: Sensi
     if (options.mode === 'cheap') {
       const program = BlockProgram.compile(model, block, layers, await input.convs.factory());
       const cap = await captureTensors(model, [block.input, block.output], calib, signal);
-      const cheap = new CheapBlock(program, cap.get(block.input)!, cap.get(block.output)!, scale);
+      const cheap = new CheapBlock(program, cap.get(block.input)!, cap.get(block.output)!, scale, grid);
       for (const e of entries) {
         losses.push(await cheap.loss((l) => e.lowered.get(l) ?? top, signal));
         emit({ type: 'progress', phase: 'sensitivity', done: ++done, total });
@@ -217,6 +222,7 @@ export async function measureSensitivity(input: SensitivityInput, options: Sensi
             blocks: [block],
             bitsFor: (l) => e.lowered.get(l.name) ?? top,
             scale,
+            weightGrid: grid,
             skip: () => false,
             calib,
             convs: input.convs,

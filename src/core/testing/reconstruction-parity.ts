@@ -22,7 +22,7 @@ import { syntheticBatches } from './synthetic-batches';
 export function reconstructionInput(make: () => ModelProto, inShape: readonly number[], options: ReconstructionInput['options']): ReconstructionInput {
   const { model } = canonicalize(make());
   const layers = findQuantLayers(model);
-  return { model, layers, blocks: partitionModel(model, 'block').blocks, bitsFor: () => 3, scale: 'lp', skip: (l) => l.isFirst, calib: syntheticBatches(48, inShape, 3), convs: new WasmConvPool(1), options };
+  return { model, layers, blocks: partitionModel(model, 'block').blocks, bitsFor: () => 3, scale: 'lp', weightGrid: 'asymmetric', skip: (l) => l.isFirst, calib: syntheticBatches(48, inShape, 3), convs: new WasmConvPool(1), options };
 }
 
 export interface RunTrace {

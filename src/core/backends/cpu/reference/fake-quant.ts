@@ -13,7 +13,7 @@ export function fakeQuantForward<D extends Floats>(x: Nd<D>, g: QuantGrid<D>): N
     const s = g.scale[c]!;
     const z = g.zero[c]!;
     for (let i = start; i < end; i++) {
-      const q = roundHalfEven(X[i]! / s) + z;
+      const q = roundHalfEven(Math.fround(X[i]! / s)) + z;
       y[i] = s * ((q < g.qmin ? g.qmin : q > g.qmax ? g.qmax : q) - z);
     }
   });
@@ -44,7 +44,7 @@ export function fakeQuantBackward<D extends Floats>(x: Nd<D>, g: QuantGrid<D>, d
     let acc = 0;
     for (let i = start; i < end; i++) {
       const u = X[i]! / s;
-      const r = roundHalfEven(u);
+      const r = roundHalfEven(Math.fround(u));
       const q = r + z;
       const d = DY[i]!;
       if (q < g.qmin) acc += d * (g.qmin - z);
