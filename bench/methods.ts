@@ -4,6 +4,7 @@
  *
  * Run: node --experimental-wasm-relaxed-simd --import tsx bench/methods.ts [--calib N] [--iters N]
  *        [--methods rtn,adaround,brecq,brecq-fisher,qdrop,nwq,decoupleq] [--configs W8A8,W4A32,…]
+ *        [--weight-grid asymmetric|symmetric]
  * Iterations apply per layer (AdaRound), per block (BRECQ, QDrop; activation-step pass gets a
  * quarter), to the whole network (NWQ) and to decoupleQ's float refinement per block; the
  * references use 10,000–20,000, which this 2-core machine cannot afford for the whole table.
@@ -20,7 +21,7 @@ import { sampleImages } from '../src/core/data/sample';
 import { FASHION_MNIST } from '../src/core/data/preprocess';
 import { fmnistTrainImages } from './fmnist-train';
 import type { Bits } from '../src/core/quant/quantizer';
-import type { MethodName, QuantPlan } from '../src/core/plan';
+import type { MethodName, QuantPlan, WeightGridKind } from '../src/core/plan';
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     configs: { type: 'string', default: 'W8A8,W4A32,W3A32,W2A32,W4A8,W4A4,W2A4' },
     // one kernel thread keeps timings steady on a shared machine; results do not depend on it
     threads: { type: 'string', default: '1' },
+    'weight-grid': { type: 'string', default: 'asymmetric' },
     // the runs' info lines (per-block SQNR, share of decided rounding) go to stderr
     log: { type: 'boolean', default: false },
   },
@@ -44,7 +46,7 @@ const val = await readImageFolder(`${DEMO}/val`);
 
 const pct = (x: number | undefined): string => (x === undefined ? 'n/a' : (x * 100).toFixed(2));
 console.log(`machine: ${cpus()[0]?.model} ×${cpus().length}; load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-console.log(`${calib.length} calibration images (${wanted <= allCalib.length ? 'the demo’s calib/' : 'Fashion-MNIST training set'}), ${iters} iterations (see the header of bench/methods.ts), seed 0, 8-bit head and stem`);
+console.log(`${calib.length} calibration images (${wanted <= allCalib.length ? 'the demo’s calib/' : 'Fashion-MNIST training set'}), ${iters} iterations (see the header of bench/methods.ts), seed 0, 8-bit head and stem, weights ${values['weight-grid']} below 8 bits`);
 console.log('| config | method | quantized top-1 | exported top-1 | FP top-1 | wall s |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const config of values.configs!.split(',')) {
@@ -59,6 +61,7 @@ for (const config of values.configs!.split(',')) {
       wbits,
       abits,
       headStem8bit: true,
+      weightGrid: values['weight-grid'] as WeightGridKind,
       seed: 0,
       ...(method === 'rtn' ? {} : { iters }),
       ...(method === 'brecq' ? { actIters: Math.max(1, Math.floor(iters / 4)) } : {}),

@@ -55,6 +55,12 @@ describe('a corrupt model', () => {
     await refused(/not a valid ONNX file/, 'quantize', cut, '--calib', `${DEMO}/calib`, '-o', join(tmp, 'x.onnx'));
   });
 
+  it('--checkpoint with NWQ, which optimises the whole network at once and has no block to save', async () => {
+    await refused(/--checkpoint works with the methods that save after every block \(brecq, qdrop\), not nwq/, 'quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--method', 'nwq', '--checkpoint', join(tmp, 'ckpt'), '-o', join(tmp, 'nwq.onnx'));
+  });
+  it('a weight grid the tool does not have', async () => {
+    await refused(/weightGrid must be "asymmetric" or "symmetric", got "uniform"/, 'quantize', `${DEMO}/model.onnx`, '--calib', `${DEMO}/calib`, '--weight-grid', 'uniform', '-o', join(tmp, 'grid.onnx'));
+  });
   it('an empty file', async () => {
     const empty = join(tmp, 'empty.onnx');
     writeFileSync(empty, '');

@@ -5,6 +5,7 @@ import { SVGRenderer } from 'echarts/renderers';
 import type { RunReport } from '../core/pipeline';
 import type { Accuracy } from '../core/eval/accuracy';
 import { STAGE_LABELS, type Stage } from '../core/events';
+import { weightGridKindOf } from '../core/plan';
 import { layerChartOption } from './LayerChart';
 import { weightHistogramOption } from './WeightHistogramChart';
 
@@ -80,8 +81,9 @@ export function reportHtml(report: RunReport, createdAt: Date = new Date()): str
     ['Method', plan.method],
     ['Weight bits', `W${plan.wbits}${plan.headStem8bit ? ' (first and last layers at 8)' : ''}`],
     ['Activation bits', plan.abits === null ? 'float (weight-only)' : `A${plan.abits}`],
+    ['Weight grid', plan.method === 'decoupleq' ? 'decoupleQ: signed codes with a float offset' : `${weightGridKindOf(plan)} below 8 bits, int8 symmetric at 8`],
     ...Object.entries(plan)
-      .filter(([k]) => !['method', 'wbits', 'abits', 'headStem8bit'].includes(k))
+      .filter(([k]) => !['method', 'wbits', 'abits', 'headStem8bit', 'weightGrid'].includes(k))
       .map(([k, v]): [string, string] => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]),
   ];
   const facts = (rows: readonly (readonly [string, string])[]) => `<dl>${rows.map(([k, v]) => `<dt>${escape(k)}</dt><dd>${escape(v)}</dd>`).join('')}</dl>`;

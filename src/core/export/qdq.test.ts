@@ -99,6 +99,32 @@ describe('QDQ export', () => {
     expect(maxAbsDiff(await run(bytes, 'all'), fp) / scale).toBeLessThan(0.05);
   });
 
+  it('an all-zero output channel (a pruned filter) keeps a finite int32 bias and computes the float model', async () => {
+    const pruned = structuredClone(model);
+    const conv = pruned.graph!.node!.find((n) => n.name === 'b1.conv1')!;
+    const wi = pruned.graph!.initializer!.findIndex((t) => t.name === conv.input![1]);
+    const dims = pruned.graph!.initializer![wi]!.dims!.map(Number);
+    const w = tensorToFloat32(pruned.graph!.initializer![wi]!).slice();
+    w.fill(0, 0, w.length / dims[0]!);
+    pruned.graph!.initializer![wi] = floatTensor(conv.input![1]!, dims, w);
+    const bi = pruned.graph!.initializer!.findIndex((t) => t.name === conv.input![2]);
+    const b = tensorToFloat32(pruned.graph!.initializer![bi]!).slice();
+    b[0] = 0.75;
+    pruned.graph!.initializer![bi] = floatTensor(conv.input![2]!, [b.length], b);
+    const ranges = await collectRanges(pruned, activationQuantPoints(pruned), memoryBatches);
+    const activations = new Map<string, QuantParams>([...ranges].map(([t, r]) => [t, minMaxPerTensor(r.min, r.max, 8, false, false)]));
+    const weights = findQuantLayers(pruned).map((l) => roundToNearest(l, 8));
+    const layer = weights.find((q) => q.layer.node.name === 'b1.conv1')!;
+    // any step represents zeros exactly; a unit step keeps b / (s_in · s_w) in int32
+    expect(layer.params.scale[0]).toBe(1);
+    const exported = exportQdq({ model: pruned, weights, activations });
+    const bias = exported.graph!.initializer!.find((t) => t.name === `${conv.input![2]}_quantized`)!;
+    expect(bias.dataType).toBe(DataType.INT32);
+    const fp = await run(pruned, 'none');
+    const scale = Math.max(...Array.from(fp, Math.abs));
+    expect(maxAbsDiff(await run(encodeModel(exported), 'none'), fp) / scale).toBeLessThan(0.05);
+  });
+
   /** The classifier as Gemm(transB = 0): its weight stored [K, N], output channels on axis 1. */
   function transposedHead(m: ModelProto): ModelProto {
     const t = structuredClone(m);

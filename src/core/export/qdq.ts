@@ -54,7 +54,7 @@ function weightStorage(p: QuantParams): Storage {
  * clipped onto its grid (`clip`), then quantized into an 8-bit container. Not int4/uint2 output
  * types, though ONNX has them: ONNX Runtime Web 1.30 runs a lone 4- or 2-bit QuantizeLinear
  * correctly, but a whole network whose activations mix 8- and 4-bit QuantizeLinear outputs hung
- * in session.run or failed with "memory access out of bounds" on release (docs/decisions.md).
+ * in session.run or failed with "memory access out of bounds" on release (docs/architecture.md).
  * Every runtime that runs QDQ int8 runs this form, and it stays fusable into integer kernels.
  */
 function activationStorage(p: QuantParams): { storage: Storage; clip: boolean } {
