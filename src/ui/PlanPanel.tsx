@@ -15,7 +15,7 @@ const GRANULARITY_LABELS: Record<Granularity, string> = { layer: 'layer (one lay
 
 /** What each method optimises and why it helps: the one-click explanation for newcomers and teaching. */
 const METHOD_INFO: Record<MethodName, { label: string; explain: string }> = {
-  rtn: { label: 'Round to nearest (baseline)', explain: 'Round to nearest: each weight goes to the closest point of a symmetric grid, one per output channel or per group of inputs. Fast, and fine at 8 bits; below 4 bits the rounding errors add up.' },
+  rtn: { label: 'Round to nearest (baseline)', explain: 'Round to nearest: each weight goes to the closest point of its grid (the weight grid chosen below), one per output channel or per group of inputs. Fast, and fine at 8 bits; below 4 bits the rounding errors add up.' },
   adaround: {
     label: 'AdaRound (learned rounding, layer by layer)',
     explain: 'AdaRound learns, for every weight, whether to round down or up, so that each layer’s output (after its activation) stays closest to the float model’s on the calibration images. The paper uses 10,000 iterations per layer.',
