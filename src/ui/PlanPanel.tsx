@@ -149,8 +149,8 @@ export function PlanPanel() {
           <label title="Below 8 bits. Asymmetric: codes 0 … 2^b − 1 with a zero point per channel, as the references. Symmetric: signed codes, zero point 0. 8-bit weights are always int8 symmetric.">
             Weight grid
             <select value={weightGridKindOf(plan)} disabled={disabled} onChange={(e) => setPlan({ weightGrid: e.target.value as WeightGridKind })}>
-              <option value="asymmetric">Asymmetric (zero point per channel)</option>
-              <option value="symmetric">Symmetric (signed, zero point 0)</option>
+              <option value="asymmetric">Asymmetric, zero points</option>
+              <option value="symmetric">Symmetric, signed</option>
             </select>
           </label>
         )}
