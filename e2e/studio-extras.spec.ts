@@ -25,6 +25,13 @@ test('a BRECQ run paused holds where it is, resumed it completes; the printable 
   await page.getByLabel('Activation bits').selectOption('none');
   await expect(page.getByTestId('partition').getByRole('listitem')).toHaveCount(5);
   await page.screenshot({ path: testInfo.outputPath('2-plan.png'), fullPage: true });
+  // the plan card at the two window sizes the studio is judged at: every choice readable, none cut
+  await expect(page.getByLabel('Weight grid')).toHaveValue('asymmetric');
+  for (const [width, height] of [[1440, 900], [1024, 700]] as const) {
+    await page.setViewportSize({ width, height });
+    await page.getByRole('region', { name: 'Plan' }).screenshot({ path: testInfo.outputPath(`2-plan-${width}x${height}.png`) });
+  }
+  await page.setViewportSize({ width: 1280, height: 1000 });
 
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   const position = page.getByTestId('loss-position');
