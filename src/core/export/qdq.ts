@@ -1,6 +1,7 @@
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from '../onnx/schema';
 import { floatTensor, int32Tensor, int64Tensor, int8Tensor, packSubByte, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
 import { intAttr } from '../graph/attributes';
+import { defaultOpsetVersion, upgradeOpset } from './opset-upgrade';
 import type { QuantLayer } from '../graph/layers';
 import { dequantizeTensor, intRange, roundHalfEven, rowGroups, type QuantParams } from '../quant/quantizer';
 
@@ -280,12 +281,14 @@ export function exportQdq({ model, weights, activations, external, weightFormat 
 
   const usedWeights = new Set(nodes.flatMap((n) => n.input ?? []));
   const kept = (src.initializer ?? []).filter((t) => usedWeights.has(t.name!));
-  const opsetImport = (model.opsetImport ?? []).map((o) => (!o.domain || o.domain === 'ai.onnx' ? { ...o, version: Math.max(o.version ?? 0, opset) } : o));
-  return {
+  const exported: ModelProto = {
     ...model,
     irVersion: Math.max(model.irVersion ?? 0, opset >= 21 ? 10 : 7),
     producerName: 'lowbit-studio',
-    opsetImport,
     graph: { ...src, node: nodes, initializer: [...kept, ...newInits], valueInfo: [] },
   };
+  // raising the default-domain opset rewrites the model's own ops whose signature changed on the
+  // way (a Clip with min/max attributes from an opset-9 export would not load otherwise)
+  const current = defaultOpsetVersion(model);
+  return current !== undefined && current < opset ? upgradeOpset(exported, opset, external) : exported;
 }

@@ -1,13 +1,25 @@
-import type { GraphProto, ModelProto, NodeProto, TensorProto } from '../onnx/schema';
-import { floatTensor, tensorToFloat32, type ExternalFiles } from '../onnx/tensor-data';
-import { attrFloat, attrInt } from './attributes';
+import { DataType, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfo } from '../onnx/schema';
+import { elementCount, floatTensor, tensorBytes, tensorToFloat32, tensorToInts, type ExternalFiles } from '../onnx/tensor-data';
+import { attrFloat, attrInt, attrInts } from './attributes';
 import { GraphIndex } from './graph-index';
 import { inferShapes, type ShapeInfo } from './shapes';
 import { int64Tensor } from '../onnx/tensor-data';
 
 export interface CanonicalizeReport {
   foldedBatchNorms: number;
+  /**
+   * `Constant` nodes turned into initializers of the same name. Paddle2ONNX, tf2onnx and older
+   * PyTorch exports write weights this way; the quantizer only sees initializers as weights.
+   */
+  constantNodes: number;
+  /** Identity, inference Dropout and one-input Concat nodes removed (an initializer behind an Identity is then read directly). */
   removedIdentities: number;
+  /**
+   * Transpose, Reshape, Cast, Squeeze and Unsqueeze nodes whose inputs are all constant, computed
+   * into an initializer named like their output (a weight stored transposed, or as float16 and
+   * cast): the layer then reads its weight directly.
+   */
+  foldedConstantOps: number;
   /**
    * N-ary Concats that repeat an earlier Concat's inputs and add some (a DenseNet block's
    * `cat(features)`), rewritten to take that Concat's output instead: the same values, and the
@@ -30,8 +42,11 @@ export interface CanonicalizeReport {
  */
 export function canonicalize(model: ModelProto, external?: ExternalFiles): { model: ModelProto; report: CanonicalizeReport } {
   const graph: GraphProto = { ...model.graph!, node: [...(model.graph!.node ?? [])], initializer: [...(model.graph!.initializer ?? [])] };
-  const report: CanonicalizeReport = { foldedBatchNorms: 0, removedIdentities: 0, nestedConcats: 0, foldedShapeChains: 0, fusedLinear: 0, removedDeadNodes: 0 };
+  const report: CanonicalizeReport = { foldedBatchNorms: 0, constantNodes: 0, removedIdentities: 0, foldedConstantOps: 0, nestedConcats: 0, foldedShapeChains: 0, fusedLinear: 0, removedDeadNodes: 0 };
+  // constants first, so that everything after sees weights as initializers
+  report.constantNodes = constantsToInitializers(graph);
   report.removedIdentities = removePassThrough(graph);
+  report.foldedConstantOps = foldConstantOps(graph, external);
   report.nestedConcats = nestConcats(graph);
   const shapes = inferWithDynamicDims({ ...model, graph }, external);
   report.foldedShapeChains = foldReshapeTargets(graph, shapes);
@@ -42,7 +57,282 @@ export function canonicalize(model: ModelProto, external?: ExternalFiles): { mod
   const original = new Set((model.graph!.initializer ?? []).map((t) => t.name));
   const current = new Set(graph.initializer!.map((t) => t.name));
   graph.input = (graph.input ?? []).filter((v) => !original.has(v.name) || current.has(v.name));
+  if ((model.irVersion ?? 0) < 4) listInitializersAsInputs(graph);
   return { model: { ...model, graph }, report };
+}
+
+/** IR < 4 requires every initializer to be a graph input as well: list those created here. */
+function listInitializersAsInputs(graph: GraphProto): void {
+  const listed = new Set((graph.input ?? []).map((v) => v.name));
+  const added: ValueInfo[] = (graph.initializer ?? [])
+    .filter((t) => !listed.has(t.name))
+    .map((t) => ({ name: t.name, type: { tensorType: { elemType: t.dataType, shape: { dim: (t.dims ?? []).map((d) => ({ dimValue: d })) } } } }));
+  // after the data inputs, so that the first input is still the network's
+  graph.input = [...(graph.input ?? []), ...added];
+}
+
+/**
+ * A `Constant` node becomes an initializer of the same name, from whichever attribute holds its
+ * value (`value`, `value_float(s)`, `value_int(s)`). String and sparse constants stay nodes, and
+ * so does a Constant that is itself a graph output (an initializer cannot stand for one everywhere).
+ */
+function constantsToInitializers(graph: GraphProto): number {
+  const outputs = new Set((graph.output ?? []).map((o) => o.name));
+  const kept: NodeProto[] = [];
+  let converted = 0;
+  for (const n of graph.node ?? []) {
+    const out = n.output?.[0];
+    const t = n.opType === 'Constant' && (!n.domain || n.domain === 'ai.onnx') && out && !outputs.has(out) ? constantValue(n, out) : undefined;
+    if (!t) {
+      kept.push(n);
+      continue;
+    }
+    graph.initializer!.push(t);
+    converted++;
+  }
+  graph.node = kept;
+  return converted;
+}
+
+function constantValue(n: NodeProto, name: string): TensorProto | undefined {
+  const a = n.attribute?.[0];
+  if (!a || n.attribute!.length !== 1) return undefined;
+  switch (a.name) {
+    case 'value':
+      return a.t ? { ...a.t, name } : undefined;
+    case 'value_float':
+      return floatTensor(name, [], Float32Array.of(a.f ?? 0));
+    case 'value_floats':
+      return floatTensor(name, [a.floats?.length ?? 0], Float32Array.from(a.floats ?? []));
+    case 'value_int':
+      return int64Tensor(name, [], [a.i ?? 0]);
+    case 'value_ints':
+      return int64Tensor(name, [a.ints?.length ?? 0], a.ints ?? []);
+    default:
+      return undefined;
+  }
+}
+
+/** Ops that only move, reshape or convert their input: on constants they are computed once, here. */
+const FOLDABLE = new Set(['Transpose', 'Reshape', 'Cast', 'Squeeze', 'Unsqueeze']);
+
+/**
+ * Computes FOLDABLE nodes whose inputs are all initializers into an initializer named like the
+ * node's output, so consumers need no rewiring; in graph (topological) order, so chains fold
+ * through. A node whose output is a graph output, or whose result cannot be computed exactly
+ * here (string tensors, casts to float16, an invalid shape), is left as it is.
+ */
+function foldConstantOps(graph: GraphProto, external?: ExternalFiles): number {
+  const inits = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
+  const outputs = new Set((graph.output ?? []).map((o) => o.name));
+  const kept: NodeProto[] = [];
+  let folded = 0;
+  for (const n of graph.node ?? []) {
+    const out = n.output?.[0];
+    const inputs = (n.input ?? []).filter(Boolean).map((i) => inits.get(i));
+    const foldable = FOLDABLE.has(n.opType ?? '') && (!n.domain || n.domain === 'ai.onnx') && out && !outputs.has(out) && (n.output ?? []).length === 1 && inputs.length > 0 && inputs.every(Boolean);
+    const t = foldable ? evaluate(n, inputs as TensorProto[], external) : undefined;
+    if (!t) {
+      kept.push(n);
+      continue;
+    }
+    const result: TensorProto = { name: out!, dataType: t.dtype, dims: t.dims, rawData: t.bytes };
+    inits.set(out!, result);
+    graph.initializer!.push(result);
+    folded++;
+  }
+  graph.node = kept;
+  return folded;
+}
+
+/** A tensor's elements as little-endian bytes, `width` bytes each. */
+interface Dense {
+  readonly dtype: DataType;
+  readonly dims: number[];
+  readonly bytes: Uint8Array;
+}
+
+/** Bytes per element of the types folding handles. */
+const WIDTH: Partial<Record<DataType, number>> = {
+  [DataType.FLOAT]: 4, [DataType.DOUBLE]: 8, [DataType.FLOAT16]: 2, [DataType.BFLOAT16]: 2,
+  [DataType.INT8]: 1, [DataType.UINT8]: 1, [DataType.BOOL]: 1, [DataType.INT16]: 2, [DataType.UINT16]: 2,
+  [DataType.INT32]: 4, [DataType.UINT32]: 4, [DataType.INT64]: 8, [DataType.UINT64]: 8,
+};
+
+const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Reads a tensor as raw bytes, from raw_data or from whichever typed field ONNX stores it in. */
+function dense(t: TensorProto, external?: ExternalFiles): Dense | undefined {
+  const dtype = t.dataType ?? DataType.UNDEFINED;
+  const width = WIDTH[dtype];
+  if (!width) return undefined;
+  const dims = [...(t.dims ?? [])];
+  const n = elementCount(dims);
+  const raw = tensorBytes(t, external);
+  if (raw && raw.length > 0) return raw.length === n * width ? { dtype, dims, bytes: raw } : undefined;
+  const bytes = typedFieldBytes(t, dtype, n);
+  return bytes && bytes.length === n * width ? { dtype, dims, bytes } : undefined;
+}
+
+function typedFieldBytes(t: TensorProto, dtype: DataType, n: number): Uint8Array | undefined {
+  if (n === 0) return new Uint8Array(0);
+  switch (dtype) {
+    case DataType.FLOAT:
+      return t.floatData ? bytesOf(Float32Array.from(t.floatData)) : undefined;
+    case DataType.DOUBLE:
+      return t.doubleData ? bytesOf(Float64Array.from(t.doubleData)) : undefined;
+    case DataType.INT64:
+      return t.int64Data ? bytesOf(BigInt64Array.from(t.int64Data, BigInt)) : undefined;
+    case DataType.UINT64:
+      return t.uint64Data ? bytesOf(BigUint64Array.from(t.uint64Data, BigInt)) : undefined;
+    case DataType.UINT32:
+      return t.uint64Data ? bytesOf(Uint32Array.from(t.uint64Data)) : undefined;
+    default: {
+      // int32_data holds every type of 32 bits or fewer; 16-bit floats as their bit patterns
+      if (!t.int32Data) return undefined;
+      const ctor = { [DataType.INT32]: Int32Array, [DataType.INT16]: Int16Array, [DataType.UINT16]: Uint16Array, [DataType.FLOAT16]: Uint16Array, [DataType.BFLOAT16]: Uint16Array, [DataType.INT8]: Int8Array, [DataType.UINT8]: Uint8Array, [DataType.BOOL]: Uint8Array }[dtype as number];
+      return ctor ? bytesOf(ctor.from(t.int32Data)) : undefined;
+    }
+  }
+}
+
+function evaluate(n: NodeProto, inputs: TensorProto[], external?: ExternalFiles): Dense | undefined {
+  const x = dense(inputs[0]!, external);
+  if (!x) return undefined;
+  const ints = (i: number): number[] | undefined => (inputs[i] ? tensorToInts(inputs[i]!, external) : undefined);
+  switch (n.opType) {
+    case 'Transpose':
+      return transpose(x, attrInts(n, 'perm') ?? x.dims.map((_, i) => x.dims.length - 1 - i));
+    case 'Reshape': {
+      const dims = reshapeDims(x.dims, attrInts(n, 'shape') ?? ints(1), attrInt(n, 'allowzero', 0) === 1);
+      return dims ? { ...x, dims } : undefined;
+    }
+    case 'Squeeze': {
+      const dims = squeezeDims(x.dims, attrInts(n, 'axes') ?? ints(1));
+      return dims ? { ...x, dims } : undefined;
+    }
+    case 'Unsqueeze': {
+      const axes = attrInts(n, 'axes') ?? ints(1);
+      const dims = axes ? unsqueezeDims(x.dims, axes) : undefined;
+      return dims ? { ...x, dims } : undefined;
+    }
+    case 'Cast':
+      return cast(x, attrInt(n, 'to', 0));
+    default:
+      return undefined;
+  }
+}
+
+function transpose(x: Dense, perm: readonly number[]): Dense | undefined {
+  const rank = x.dims.length;
+  if (perm.length !== rank || new Set(perm).size !== rank || perm.some((p) => p < 0 || p >= rank)) return undefined;
+  const width = WIDTH[x.dtype]!;
+  const dims = perm.map((p) => x.dims[p]!);
+  const inStrides = stridesOf(x.dims);
+  // the input stride of each output axis, so an output position maps to its input element
+  const strides = perm.map((p) => inStrides[p]!);
+  const out = new Uint8Array(x.bytes.length);
+  const n = elementCount(dims);
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0, src = 0; o < n; o++) {
+    out.set(x.bytes.subarray(src * width, src * width + width), o * width);
+    // odometer increment over the output index, updating the input offset as it goes
+    for (let a = rank - 1; a >= 0; a--) {
+      idx[a]!++;
+      src += strides[a]!;
+      if (idx[a]! < dims[a]!) break;
+      src -= strides[a]! * dims[a]!;
+      idx[a] = 0;
+    }
+  }
+  return { dtype: x.dtype, dims, bytes: out };
+}
+
+function stridesOf(dims: readonly number[]): number[] {
+  const s = new Array<number>(dims.length).fill(1);
+  for (let i = dims.length - 2; i >= 0; i--) s[i] = s[i + 1]! * dims[i + 1]!;
+  return s;
+}
+
+/** ONNX Reshape: 0 copies the input's dimension (unless allowzero), one -1 takes what is left. */
+function reshapeDims(dims: readonly number[], target: readonly number[] | undefined, allowZero: boolean): number[] | undefined {
+  if (!target) return undefined;
+  const total = elementCount(dims);
+  const shape = target.map((d, i) => (d === 0 && !allowZero ? dims[i] : d));
+  if (shape.some((d) => d === undefined || d < -1) || shape.filter((d) => d === -1).length > 1) return undefined;
+  const known = elementCount((shape as number[]).filter((d) => d !== -1));
+  const out = (shape as number[]).map((d) => (d === -1 ? (known === 0 ? -1 : total / known) : d));
+  return out.every((d) => Number.isInteger(d) && d >= 0) && elementCount(out) === total ? out : undefined;
+}
+
+function squeezeDims(dims: readonly number[], axes: readonly number[] | undefined): number[] | undefined {
+  if (!axes || axes.length === 0) return dims.filter((d) => d !== 1);
+  const drop = new Set(axes.map((a) => (a < 0 ? a + dims.length : a)));
+  if ([...drop].some((a) => dims[a] !== 1)) return undefined;
+  return dims.filter((_, i) => !drop.has(i));
+}
+
+function unsqueezeDims(dims: readonly number[], axes: readonly number[]): number[] | undefined {
+  const rank = dims.length + axes.length;
+  const at = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
+  if (at.size !== axes.length || [...at].some((a) => a < 0 || a >= rank)) return undefined;
+  const out: number[] = [];
+  for (let i = 0, j = 0; i < rank; i++) out.push(at.has(i) ? 1 : dims[j++]!);
+  return out;
+}
+
+/**
+ * Cast between the numeric types, as ONNX Runtime's static_cast does: float to integer truncates
+ * toward zero, anything non-zero is true. Casts to 16-bit floats, from 64-bit integers beyond
+ * 2^53 (not exact in a double) and of non-finite values to integers are left to the runtime.
+ */
+function cast(x: Dense, to: DataType): Dense | undefined {
+  if (!WIDTH[to] || to === DataType.FLOAT16 || to === DataType.BFLOAT16) return undefined;
+  if (to === x.dtype) return x;
+  const values = numbers(x);
+  if (!values) return undefined;
+  const isFloat = to === DataType.FLOAT || to === DataType.DOUBLE;
+  if (!isFloat && to !== DataType.BOOL && values.some((v) => !Number.isFinite(v))) return undefined;
+  const bytes = encodeNumbers(to, values);
+  return bytes ? { dtype: to, dims: x.dims, bytes } : undefined;
+}
+
+function numbers(x: Dense): Float64Array | undefined {
+  const b = x.bytes.slice();
+  const n = elementCount(x.dims);
+  switch (x.dtype) {
+    case DataType.INT64:
+    case DataType.UINT64: {
+      const big = x.dtype === DataType.INT64 ? new BigInt64Array(b.buffer, 0, n) : new BigUint64Array(b.buffer, 0, n);
+      const out = Float64Array.from(big, Number);
+      return out.every(Number.isSafeInteger) ? out : undefined;
+    }
+    case DataType.FLOAT16:
+      // every float16 is exactly a float32
+      return Float64Array.from(tensorToFloat32({ dataType: DataType.FLOAT16, dims: x.dims, rawData: b }));
+    case DataType.BFLOAT16:
+      return Float64Array.from(new Float32Array(Uint32Array.from(new Uint16Array(b.buffer, 0, n), (h) => h << 16).buffer));
+    default: {
+      const ctor = { [DataType.FLOAT]: Float32Array, [DataType.DOUBLE]: Float64Array, [DataType.INT8]: Int8Array, [DataType.UINT8]: Uint8Array, [DataType.BOOL]: Uint8Array, [DataType.INT16]: Int16Array, [DataType.UINT16]: Uint16Array, [DataType.INT32]: Int32Array, [DataType.UINT32]: Uint32Array }[x.dtype as number];
+      return ctor ? Float64Array.from(new ctor(b.buffer, 0, n)) : undefined;
+    }
+  }
+}
+
+function encodeNumbers(to: DataType, values: Float64Array): Uint8Array | undefined {
+  switch (to) {
+    case DataType.BOOL:
+      return Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0));
+    case DataType.INT64:
+      return bytesOf(BigInt64Array.from(values, (v) => BigInt(Math.trunc(v))));
+    case DataType.UINT64:
+      return bytesOf(BigUint64Array.from(values, (v) => BigInt.asUintN(64, BigInt(Math.trunc(v)))));
+    default: {
+      // typed-array stores truncate toward zero and wrap, like a C cast of an in-range value
+      const ctor = { [DataType.FLOAT]: Float32Array, [DataType.DOUBLE]: Float64Array, [DataType.INT8]: Int8Array, [DataType.UINT8]: Uint8Array, [DataType.INT16]: Int16Array, [DataType.UINT16]: Uint16Array, [DataType.INT32]: Int32Array, [DataType.UINT32]: Uint32Array }[to as number];
+      return ctor ? bytesOf(ctor.from(values)) : undefined;
+    }
+  }
 }
 
 /** Identity, Dropout (inference) and a one-input Concat forward their input: rewire consumers, drop the node. */
